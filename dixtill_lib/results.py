@@ -1,0 +1,101 @@
+"""Result files: ``results/<step>.json`` = ``{"provenance": {...}, "rows": [{...}, ...]}``.
+Full runs write the committed ``results/``; quick runs write ``results/quick/`` (git-ignored)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .config import REPO_ROOT, get_mode, results_dir
+from .io import write_json_atomic
+
+PROVENANCE_KEYS = ("git_commit", "date", "hardware", "torch", "transformers", "mode", "seeds", "config")
+METRIC_RANGES = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "mcc": (-1.0, 1.0)}
+
+
+class ResultsError(ValueError):
+    """A result file is missing or malformed."""
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except Exception:  # noqa: BLE001 - not a git checkout
+        return "unknown"
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def provenance(mode: str | None, seeds: list[int], config: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {"git_commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "hardware": hardware(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "mode": get_mode(mode), "seeds": list(seeds), "config": config, **extra}
+
+
+def validate(obj: Any, source: str = "result") -> dict[str, Any]:
+    """Check the result-file schema; raise :class:`ResultsError` naming the first problem."""
+    if not isinstance(obj, dict) or "provenance" not in obj or "rows" not in obj:
+        raise ResultsError(f"{source}: expected an object with 'provenance' and 'rows'.")
+    prov = obj["provenance"]
+    missing = [k for k in PROVENANCE_KEYS if k not in prov]
+    if missing:
+        raise ResultsError(f"{source}: provenance lacks {missing}.")
+    if not isinstance(obj["rows"], list) or not obj["rows"]:
+        raise ResultsError(f"{source}: 'rows' must be a non-empty list.")
+    for i, row in enumerate(obj["rows"]):
+        if not isinstance(row, dict) or "method" not in row:
+            raise ResultsError(f"{source}: row {i} is not an object with a 'method'.")
+        for key, (lo, hi) in METRIC_RANGES.items():
+            if key in row and row[key] is not None and not lo <= float(row[key]) <= hi:
+                raise ResultsError(f"{source}: row {i} has {key}={row[key]} outside [{lo}, {hi}].")
+    return obj
+
+
+def write_results(step: str, rows: list[dict[str, Any]], *, mode: str | None, seeds: list[int],
+                  config: dict[str, Any], path: str | os.PathLike | None = None, **extra: Any) -> Path:
+    """Validate and atomically write ``<results_dir(mode)>/<step>.json``; return its path."""
+    obj = validate({"provenance": provenance(mode, seeds, config, **extra), "rows": rows}, step)
+    out = Path(path) if path else results_dir(mode) / f"{step}.json"
+    write_json_atomic(out, obj)
+    return out
+
+
+def load_results(step_or_path: str | os.PathLike, mode: str = "full") -> dict[str, Any]:
+    """Read and validate a result file by step name (``"teacher"``) or path."""
+    p = Path(step_or_path)
+    if p.suffix != ".json":
+        p = results_dir(mode) / f"{step_or_path}.json"
+    if not p.is_file():
+        raise ResultsError(f"No result file {p}: run `python -m dixtill_lib {p.stem} --{mode}` to create it.")
+    try:
+        obj = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{p} is not valid JSON ({exc}); rerun the step that wrote it.") from exc
+    return validate(obj, str(p))

