@@ -37,9 +37,9 @@ class TeacherConfig:
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "TeacherConfig":
-        """Full: the reference recipe (3 epochs on all 9,543 tweets). Quick: 1,200 tweets, 2 epochs,
+        """Full: the reference recipe (3 epochs on all 9,543 tweets). Quick: 1,200 tweets, 3 epochs,
         shorter inputs — a few minutes on 2 CPU cores, a weaker but real teacher."""
-        base = cls() if get_mode(mode) == "full" else cls(max_length=48, epochs=2, lr=1.5e-4, train_size=1200)
+        base = cls() if get_mode(mode) == "full" else cls(max_length=48, epochs=3, lr=2e-4, train_size=1200)
         return replace(base, **overrides)
 
 
@@ -253,3 +253,14 @@ def evaluate(teacher: Teacher, ds: Dataset, progress: bool = True) -> dict[str, 
     out: dict[str, Any] = classification_metrics(ds.labels, softmax(logits), ds.num_labels)
     out["confusion"] = confusion(ds.labels, logits.argmax(1), ds.num_labels).tolist()
     return out
+
+
+def default_teacher(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
+                    progress: bool = True) -> tuple[Teacher, Dataset, Dataset]:
+    """The book's teacher for ``mode`` and the (train, valid) splits it goes with — one call for chapters
+    and CLI steps. Trained once, then loaded from the cache."""
+    from .data import mode_splits
+
+    cfg = TeacherConfig.for_mode(mode)
+    train, valid = mode_splits(mode, data_dir_=data_dir)
+    return get_teacher(cfg, teacher_train_set(train, cfg), device=device, progress=progress), train, valid

@@ -1,0 +1,56 @@
+"""Tiny, randomly initialised models built from a config, with a locally built WordPiece tokenizer.
+Tests, exercises and benchmarks use them: they need no download and run in milliseconds."""
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+import torch
+
+from .teacher import Teacher
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_wordpiece_tokenizer(texts: list[str], max_words: int = 300):
+    """A BERT-style fast tokenizer (lower-casing, punctuation split, WordPiece) whose vocabulary is the
+    ``max_words`` most frequent words of ``texts`` plus every single character and its ``##`` form,
+    so any string tokenises and rare words split into several pieces."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import PreTrainedTokenizerFast
+
+    counts = Counter(w for t in texts for w in re.findall(r"\w+", t.lower()))
+    chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation) | {c for t in texts for c in t.lower() if not c.isspace()})
+    vocab_list = SPECIALS + chars + [f"##{c}" for c in chars]
+    vocab_list += [w for w, _ in counts.most_common(max_words) if w not in vocab_list]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
+    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+
+
+def tiny_bert_classifier(vocab_size: int, num_labels: int = 3, hidden: int = 32, layers: int = 2, heads: int = 4,
+                         seed: int = 0, attn_implementation: str = "eager"):
+    """A 2-layer BERT sequence classifier built from a config (random weights)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=hidden * 2, max_position_embeddings=128, num_labels=num_labels,
+                     attn_implementation=attn_implementation)
+    return BertForSequenceClassification(cfg).eval()
+
+
+def tiny_teacher(texts: list[str], num_labels: int = 3, seed: int = 0, max_length: int = 48, **kw) -> Teacher:
+    """A :class:`Teacher` around a tiny random BERT and a tokenizer built from ``texts``."""
+    tok = build_wordpiece_tokenizer(texts)
+    model = tiny_bert_classifier(len(tok), num_labels=num_labels, seed=seed, **kw)
+    return Teacher(model, tok, max_length=max_length, name="tiny-bert")
