@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated cache per test session, the offline data folder, tiny models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+os.environ.setdefault("DIXTILL_DATA", str(SHARED_DATA))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes caches and results under a temp dir, never into ~/.cache or results/."""
+    root = tmp_path_factory.getbasetemp() / "dixtill-cache"
+    monkeypatch.setenv("DIXTILL_CACHE", str(root))
+    monkeypatch.setenv("DIXTILL_RESULTS", str(tmp_path_factory.getbasetemp() / "results"))
+    monkeypatch.setenv("DIXTILL_MODE", "quick")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ["DIXTILL_DATA"])
+    if not (path / "twitter-financial-news-sentiment" / "train.csv").is_file():
+        pytest.fail(f"Test data not found under {path}: set DIXTILL_DATA to the shared data folder.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tweets(data_dir):
+    """A 50-tweet stratified subset of the train split."""
+    from dixtill_lib.data import load_split, stratified_subset
+
+    return stratified_subset(load_split("tfns", "train", data_dir), 50, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny(tweets):
+    """A tiny random BERT teacher with a tokenizer built from the 50 tweets."""
+    from dixtill_lib.tiny import tiny_teacher
+
+    return tiny_teacher(tweets.texts)
