@@ -35,6 +35,7 @@ class TaskSpec:
     hub_files: dict[str, str]        # split -> file in the hub dataset repo
     delimiter: str = ","
     quoting: int = csv.QUOTE_MINIMAL
+    clean: bool = True               # apply clean_text by default (tweets); SST-2 is already tokenised
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -53,7 +54,7 @@ TASKS: dict[str, TaskSpec] = {
         files={"train": "sst2/train.tsv", "valid": "sst2/dev.tsv"},
         text_column="sentence", hub_id="nyu-mll/glue",
         hub_files={"train": "sst2/train-00000-of-00001.parquet", "valid": "sst2/validation-00000-of-00001.parquet"},
-        delimiter="\t", quoting=csv.QUOTE_NONE),
+        delimiter="\t", quoting=csv.QUOTE_NONE, clean=False),
 }
 
 
@@ -106,14 +107,14 @@ def clean_text(text: str) -> str:
     3. delete every character outside ``[a-z0-9 $!?\\n]``: cash-tags keep their ``$`` (``$AAPL`` ->
        ``$aapl``), numbers keep their digits but lose ``%``, ``.`` and ``,`` (``3.5%`` -> ``35``),
        ``J.P. Morgan`` -> ``jp morgan``, hyphens and quotes vanish, accents and emoji are dropped;
-    4. collapse runs of whitespace into one space and strip — the samples keep double spaces, but
+    4. collapse runs of whitespace (tabs and newlines included) into one space and strip — the samples keep double spaces, but
        the student splits on whitespace, so this only avoids empty tokens.
 
     The authors' samples are also cut at ~110-115 characters; we do not truncate (tweets are short).
     """
     if not isinstance(text, str):
         raise TypeError(f"clean_text expects a string, got {type(text).__name__}")
-    text = text.lower()
+    text = SPACE_RE.sub(" ", text.lower())
     text = URL_RE.sub(" ", text)
     text = KEEP_RE.sub("", text)
     return SPACE_RE.sub(" ", text).strip()
@@ -224,8 +225,11 @@ def build_dataset(texts: list, labels: list, spec: TaskSpec, source: Path | str,
                    name=f"{spec.name}/{Path(str(source)).stem}", n_dropped=n_dropped, n_duplicates=n_dup)
 
 
-def load_split(task: str, split: str, data_dir_: str | os.PathLike | None = None, clean: bool = True) -> Dataset:
+def load_split(task: str, split: str, data_dir_: str | os.PathLike | None = None,
+               clean: bool | None = None) -> Dataset:
     """Load ``split`` ("train" or "valid") of ``task`` ("tfns", "sst2", "dixtill-samples").
+    ``clean=None`` uses the task's default (tweets are cleaned with :func:`clean_text`; SST-2, already
+    tokenised and lower-cased, is only whitespace-stripped).
 
     Resolution: explicit directory → ``$DIXTILL_DATA`` → the Hugging Face hub."""
     if task not in TASKS:
@@ -236,10 +240,10 @@ def load_split(task: str, split: str, data_dir_: str | os.PathLike | None = None
     root = data_dir(data_dir_)
     path = root / spec.files[split] if root is not None else _hub_file(spec, split)
     texts, labels = read_table(path, spec)
-    return build_dataset(texts, labels, spec, path, clean=clean)
+    return build_dataset(texts, labels, spec, path, clean=spec.clean if clean is None else clean)
 
 
-def load_task(task: str = "tfns", data_dir_: str | os.PathLike | None = None, clean: bool = True) -> tuple[Dataset, Dataset]:
+def load_task(task: str = "tfns", data_dir_: str | os.PathLike | None = None, clean: bool | None = None) -> tuple[Dataset, Dataset]:
     """Train and valid splits of a task (the DiXtill paper's "test" set is the hub's valid split)."""
     return load_split(task, "train", data_dir_, clean), load_split(task, "valid", data_dir_, clean)
 

@@ -1,0 +1,55 @@
+"""Result files: schema, provenance, atomic writes, clear errors on malformed files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dixtill_lib import results as R
+from dixtill_lib.config import results_dir
+
+
+def test_write_and_load_roundtrip(tmp_path):
+    rows = [{"method": "teacher", "seed": 29, "accuracy": 0.9, "macro_f1": 0.85, "mcc": 0.7}]
+    path = R.write_results("teacher", rows, mode="quick", seeds=[29], config={"epochs": 1},
+                           path=tmp_path / "teacher.json")
+    obj = R.load_results(path)
+    assert obj["rows"] == rows
+    prov = obj["provenance"]
+    assert set(R.PROVENANCE_KEYS) <= set(prov) and prov["mode"] == "quick" and prov["seeds"] == [29]
+    assert prov["hardware"]["cpu_count"] >= 1 and prov["torch"].startswith("2.13")
+
+
+def test_quick_results_never_land_in_the_committed_folder():
+    assert results_dir("quick").name == "quick"
+    assert results_dir("full") == results_dir("quick").parent
+
+
+@pytest.mark.parametrize("obj, msg", [
+    ([], "expected an object"),
+    ({"provenance": {}, "rows": [{"method": "x"}]}, "provenance lacks"),
+    ({"provenance": {k: 1 for k in R.PROVENANCE_KEYS}, "rows": []}, "non-empty list"),
+    ({"provenance": {k: 1 for k in R.PROVENANCE_KEYS}, "rows": [{"seed": 1}]}, "with a 'method'"),
+    ({"provenance": {k: 1 for k in R.PROVENANCE_KEYS}, "rows": [{"method": "x", "accuracy": 1.7}]}, "outside"),
+])
+def test_malformed_results_are_rejected_clearly(tmp_path, obj, msg):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(obj))
+    with pytest.raises(R.ResultsError, match=msg):
+        R.load_results(p)
+
+
+def test_missing_and_invalid_json(tmp_path):
+    with pytest.raises(R.ResultsError, match="python -m dixtill_lib nothing --full"):
+        R.load_results("nothing")
+    p = tmp_path / "x.json"
+    p.write_text("{not json")
+    with pytest.raises(R.ResultsError, match="not valid JSON"):
+        R.load_results(p)
+
+
+def test_committed_result_files_are_valid():
+    """Every results/*.json in the repo must load (the full-scale chapters read them)."""
+    for path in sorted((R.REPO_ROOT / "results").glob("*.json")):
+        obj = R.load_results(path)
+        assert obj["provenance"]["mode"] == "full", f"{path} is not from a full run"
