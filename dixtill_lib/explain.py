@@ -61,7 +61,7 @@ class IGConfig:
     method: str = "gausslegendre"
     baseline: str = "pad"
     target: str = "predicted"
-    internal_batch_size: int = 512
+    internal_batch_size: int = 256
     batch_size: int = 32
     normalise: str = "l2"
 
