@@ -1,0 +1,288 @@
+"""The four distillation losses on hand-computed tensors, the trainer (determinism, learning), the
+evaluation/step plumbing on a tiny teacher, and the chapter's exercise checkers."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dixtill_lib import distill as D
+from dixtill_lib.student import StudentConfig, Vocab, load_student
+
+LN2, LN3 = math.log(2), math.log(3)
+
+
+# ------------------------------------------------------------------ losses by hand
+
+def test_ce_loss_uniform_logits_is_log_c():
+    total, parts = D.ce_loss(torch.zeros(2, 3), torch.tensor([0, 2]))
+    assert float(total) == pytest.approx(LN3)
+    assert set(parts) == {"ce"}
+
+
+def _kl_by_hand(pt: list[float], ps: list[float]) -> float:
+    return sum(a * math.log(a / b) for a, b in zip(pt, ps))
+
+
+def test_kd_kl_loss_by_hand():
+    zs, zt, y = torch.zeros(1, 2), torch.tensor([[LN3, 0.0]]), torch.tensor([0])
+    # T = 1: p_T = (3/4, 1/4), p_S = (1/2, 1/2)
+    kl1 = _kl_by_hand([0.75, 0.25], [0.5, 0.5])
+    total, parts = D.kd_kl_loss(zs, y, zt, T=1.0, alpha=0.9)
+    assert float(parts["kd"]) == pytest.approx(kl1, rel=1e-5)
+    assert float(total) == pytest.approx(0.1 * LN2 + 0.9 * kl1, rel=1e-5)
+    # T = 2: p_T = softmax(ln3/2, 0) = (√3, 1)/(√3 + 1), and the KL is multiplied by T² = 4
+    r3 = math.sqrt(3)
+    kl2 = _kl_by_hand([r3 / (r3 + 1), 1 / (r3 + 1)], [0.5, 0.5])
+    total, parts = D.kd_kl_loss(zs, y, zt, T=2.0, alpha=0.9)
+    assert float(parts["kd"]) == pytest.approx(4 * kl2, rel=1e-5)
+    assert float(total) == pytest.approx(0.1 * LN2 + 0.9 * 4 * kl2, rel=1e-5)
+
+
+def test_kd_mse_loss_by_hand():
+    zs, zt, y = torch.zeros(1, 3), torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([2])
+    total, parts = D.kd_mse_loss(zs, y, zt, alpha=0.9)
+    assert float(parts["kd"]) == pytest.approx(14.0)          # 1 + 4 + 9: squared L2 over classes
+    assert float(total) == pytest.approx(0.1 * LN3 + 0.9 * 14.0, rel=1e-6)
+
+
+def test_dixtill_loss_by_hand():
+    zs, zt, y = torch.zeros(1, 2), torch.tensor([[LN3, 0.0]]), torch.tensor([0])
+    expl = torch.tensor([[1.0, 0.0, 0.0]])
+    sig = torch.tensor([[1.0, 1.0, 0.0]])
+    kl = _kl_by_hand([0.75, 0.25], [0.5, 0.5])
+    kd = 1 - math.exp(-kl)                                    # T = 1 so T² = 1
+    xai = 0.5 * (1 - 1 / math.sqrt(2))
+    total, parts = D.dixtill_loss(zs, sig, y, zt, expl, T=1.0)
+    assert float(parts["ce"]) == pytest.approx(LN2)
+    assert float(parts["kd"]) == pytest.approx(kd, rel=1e-5)
+    assert float(parts["xai"]) == pytest.approx(xai, rel=1e-6)
+    assert float(total) == pytest.approx(0.1 * LN2 + 0.9 * kd + 0.9 * xai, rel=1e-5)
+    # T = 5 in the code form: the KL at T=5 is multiplied by 25 inside the exponential
+    p = torch.softmax(zt / 5, 1)[0].tolist()
+    kl5 = _kl_by_hand(p, [0.5, 0.5])
+    _, parts5 = D.dixtill_loss(zs, sig, y, zt, expl, T=5.0)
+    assert float(parts5["kd"]) == pytest.approx(1 - math.exp(-25 * kl5), rel=1e-5)
+    _, paper = D.dixtill_loss(zs, sig, y, zt, expl, T=5.0, paper_form=True)
+    assert float(paper["kd"]) == pytest.approx(1 - math.exp(-kl5), rel=1e-5)
+
+
+def test_bounded_kd_code_form_uses_batch_mean_kl():
+    zs = torch.zeros(2, 2)
+    zt = torch.tensor([[LN3, 0.0], [0.0, 0.0]])               # KL = (k, 0)
+    k = _kl_by_hand([0.75, 0.25], [0.5, 0.5])
+    assert float(D.bounded_kd(zt, zs, T=1.0)) == pytest.approx(1 - math.exp(-k / 2), rel=1e-5)
+    assert float(D.bounded_kd(zt, zs, T=1.0, paper_form=True)) == pytest.approx((1 - math.exp(-k)) / 2, rel=1e-5)
+
+
+def test_xai_loss_zero_vector_and_bounds():
+    e = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 0.0], [1.0, -2.0, 0.0]])
+    s = torch.tensor([[3.0, 1.0, 0.0], [2.0, -4.0, 0.0], [-1.0, 2.0, 0.0]])
+    # cosines: 0 (zero teacher vector, as Keras), +1, −1 → mean 0 → L_XAI = ½
+    torch.testing.assert_close(D.cosine_keras(e, s), torch.tensor([0.0, 1.0, -1.0]))
+    assert float(D.xai_loss(e, s)) == pytest.approx(0.5)
+    assert float(D.xai_loss(e[1:2], s[1:2])) == pytest.approx(0.0, abs=1e-7)
+    assert float(D.xai_loss(e[2:3], s[2:3])) == pytest.approx(1.0)
+
+
+def test_xai_gradient_flows_into_sigma_only_for_dixtill():
+    sig = torch.randn(4, 5, requires_grad=True)
+    z = torch.randn(4, 3, requires_grad=True)
+    y, zt, e = torch.tensor([0, 1, 2, 0]), torch.randn(4, 3), torch.randn(4, 5)
+    for method, expects_sigma_grad in (("dixtill", True), ("ce", False), ("kd", False), ("tang", False)):
+        sig.grad = z.grad = None
+        total, _ = D.loss_for(method, D.DistillConfig())(z, sig, y, zt, e)
+        total.backward()
+        assert (sig.grad is not None and sig.grad.abs().sum() > 0) == expects_sigma_grad, method
+        assert z.grad.abs().sum() > 0
+
+
+def test_unknown_method_and_bad_config():
+    with pytest.raises(ValueError, match="Unknown method"):
+        D.loss_for("mse", D.DistillConfig())
+    with pytest.raises(ValueError, match="holdout"):
+        D.DistillConfig(holdout=1.5)
+    assert D.DistillConfig.for_mode("full").epochs == 15
+    assert D.DistillConfig.for_mode("quick").epochs < 15
+
+
+# ------------------------------------------------------------------ trainer
+
+@pytest.fixture(scope="module")
+def toy(tweets):
+    """50 tweets, a fake teacher (logits favouring the label) and fake explanations (first word high)."""
+    rng = np.random.default_rng(0)
+    zt = rng.normal(size=(len(tweets), 3)).astype(np.float32)
+    zt[np.arange(len(tweets)), tweets.labels] += 3.0
+    expl = [np.r_[1.0, -0.2 * rng.random(len(t.split()) - 1)].astype(np.float32) for t in tweets.texts]
+    return tweets, zt, expl, Vocab.build(tweets.texts)
+
+
+def _train(toy, method="dixtill", seed=0, epochs=4, **kw):
+    ds, zt, expl, vocab = toy
+    cfg = D.DistillConfig(epochs=epochs, batch_size=8, **kw)
+    return D.train_student(method, ds.texts, ds.labels, zt, expl, vocab, cfg,
+                           StudentConfig(embeddings="random", max_len=24), seed=seed, progress=False)
+
+
+def _numbers(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_training_is_deterministic(toy):
+    a, b, c = _train(toy, seed=1), _train(toy, seed=1), _train(toy, seed=2)
+    assert _numbers(a.history) == _numbers(b.history)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert _numbers(a.history) != _numbers(c.history)
+
+
+def test_tiny_distillation_lowers_the_loss_and_restores_best(toy):
+    r = _train(toy, "dixtill", epochs=6, lr=0.05)
+    h = r.history
+    assert h[-1]["train_total"] < h[0]["train_total"]
+    assert h[-1]["train_xai"] < h[0]["train_xai"]             # σm turns towards the (first-word) teacher target
+    assert {"train_ce", "train_kd", "train_xai", "val_total", "val_accuracy", "val_cos_to_teacher"} <= set(h[0])
+    best = min(range(len(h)), key=lambda i: h[i]["val_total"])
+    assert r.best_epoch == best + 1
+    assert r.info["n_fit"] == 45 and r.info["n_holdout"] == 5   # Keras validation_split=0.1: the last 5 rows
+
+
+def test_trainer_rejects_misaligned_explanations(toy):
+    ds, zt, expl, vocab = toy
+    bad = list(expl)
+    bad[3] = np.zeros(len(bad[3]) + 1, dtype=np.float32)
+    with pytest.raises(ValueError, match="one score per word"):
+        D.train_student("dixtill", ds.texts, ds.labels, zt, bad, vocab, D.DistillConfig(epochs=1),
+                        StudentConfig(embeddings="random"), progress=False)
+
+
+def test_student_ig_is_per_word_and_normalised(toy):
+    r = _train(toy, "ce", epochs=1)
+    texts = toy[0].texts[:6]
+    ig = D.student_ig(r.model, r.vocab, texts, n_steps=8)
+    assert [len(v) for v in ig] == [len(t.split()) for t in texts]
+    np.testing.assert_allclose([np.linalg.norm(v) for v in ig], 1.0, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ evaluation + step on a tiny teacher
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tweets, tiny):
+    from dixtill_lib.explain import IGConfig, word_attributions
+    from dixtill_lib.metrics import classification_metrics, softmax
+    from dixtill_lib.student import glove_matrix
+
+    train, valid = tweets.select(np.arange(40)), tweets.select(np.arange(40, 50))
+    cfg = IGConfig(n_steps=4)
+    vocab = Vocab.build(train.texts)
+    glove, missing = glove_matrix(vocab)
+    vl = tiny.logits(valid.texts, progress=False)
+    return D.DistillInputs("quick", train, valid, tiny.logits(train.texts, progress=False), vl,
+                           word_attributions(tiny, train.texts, cfg, progress=False),
+                           word_attributions(tiny, valid.texts, cfg, progress=False), vocab, glove, missing,
+                           "tiny-bert", tiny.fingerprint(), classification_metrics(valid.labels, softmax(vl), 3),
+                           tiny.num_parameters(), 1)
+
+
+def test_run_one_evaluates_and_saves(tiny_inputs):
+    cfg = D.DistillConfig(epochs=2, ig_steps=4)
+    _, row = D.run_one(tiny_inputs, "kd", 0, cfg, StudentConfig(max_len=24), save=True, progress=False)
+    for key in ("accuracy", "macro_f1", "mcc", "agreement_cosine", "agreement_spearman", "feature_agreement_k3",
+                "sign_agreement_k3", "feature_agreement_k5", "comprehensiveness", "sufficiency", "attn_agreement_cosine",
+                "ig_agreement_cosine", "params", "size_bytes", "best_epoch", "train_seconds", "history"):
+        assert key in row, key
+    assert row["explanation"] == "student_ig"
+    assert row["agreement_cosine"] == row["ig_agreement_cosine"]
+    assert 0 <= row["feature_agreement_k3"] <= 1
+    model, vocab, scfg = load_student(row["path"])
+    assert row["path"].endswith("students/quick/kd_seed0") and scfg.max_len == 24
+    _, row_d = D.run_one(tiny_inputs, "dixtill", 0, cfg, StudentConfig(max_len=24), progress=False)
+    assert row_d["explanation"] == "sigma_m" and "ig_agreement_cosine" not in row_d
+    assert row_d["agreement_cosine"] == row_d["attn_agreement_cosine"]
+
+
+def test_step_writes_all_rows(tiny_inputs, monkeypatch, tmp_path):
+    monkeypatch.setattr(D, "prepare_inputs", lambda *a, **k: tiny_inputs)
+    out = tmp_path / "distillation.json"
+    args = argparse.Namespace(mode="quick", seeds=[0], methods="ce,dixtill", temperatures="4,5", sweep_seeds=None,
+                              no_ablation=False, epochs=1, max_len=24, momentum=None, paper_kd=False, attn_size=None,
+                              no_save=True, data_dir=None, device="cpu", out=str(out))
+    D.run_step(args)
+    obj = json.loads(out.read_text())
+    methods = [r["method"] for r in obj["rows"]]
+    assert methods == ["teacher", "ce", "dixtill", "dixtill_T4", "dixtill_T5", "dixtill_random_emb"]
+    rows = {r["method"]: r for r in obj["rows"]}
+    assert rows["dixtill_T5"]["same_run_as"] == "dixtill"
+    assert rows["dixtill_T5"]["macro_f1"] == rows["dixtill"]["macro_f1"]
+    assert rows["dixtill_T4"]["temperature"] == 4.0 and rows["dixtill_random_emb"]["embeddings"] == "random"
+    assert obj["provenance"]["config"]["student"]["max_len"] == 24
+
+
+# ------------------------------------------------------------------ exercise checkers
+
+def test_check_bounded_kd_accepts_reference_and_names_mistakes():
+    from dixtill_lib.exercises import ExerciseFailure
+    from dixtill_lib.exercises.distill import check_bounded_kd
+
+    assert check_bounded_kd(D.bounded_kd).startswith("Correct")
+
+    def no_t2(zt, zs, T):
+        return 1 - torch.exp(-D.kl_per_sample(zt, zs, T).mean())
+
+    def per_sample(zt, zs, T):
+        return (1 - torch.exp(-(T ** 2) * D.kl_per_sample(zt, zs, T))).mean()
+
+    for wrong, msg in ((no_t2, "T²"), (per_sample, "batch-mean"), (lambda zt, zs, T: D.bounded_kd(zs, zt, T), "reversed")):
+        with pytest.raises(ExerciseFailure, match=msg):
+            check_bounded_kd(wrong)
+
+
+def test_check_xai_loss_names_mistakes():
+    from dixtill_lib.exercises import ExerciseFailure
+    from dixtill_lib.exercises.distill import check_xai_loss, reference_xai_loss
+
+    assert check_xai_loss(reference_xai_loss).startswith("Correct")
+
+    def alpha_instead(e, s, m):
+        return 0.5 * (1 - D.cosine_keras(e, torch.softmax(s * m + (m - 1) * 1e4, 1)).mean())
+
+    def unmasked(e, s, m):
+        return 0.5 * (1 - D.cosine_keras(e, s).mean())
+
+    def torch_cos(e, s, m):  # F.cosine_similarity's eps also gives 0 for a zero vector: accepted
+        return 0.5 * (1 - torch.nn.functional.cosine_similarity(e, s * m, dim=1, eps=1e-12).mean())
+
+    def nan_on_zero(e, s, m):
+        sm = s * m
+        return 0.5 * (1 - ((e * sm).sum(1) / (e.norm(dim=1) * sm.norm(dim=1))).mean())
+
+    for wrong, msg in ((alpha_instead, "attention weights"), (unmasked, "mask"), (nan_on_zero, "zero vector")):
+        with pytest.raises(ExerciseFailure, match=msg):
+            check_xai_loss(wrong)
+    assert check_xai_loss(torch_cos).startswith("Correct")
+
+
+def test_check_masked_attention_names_mistakes():
+    from dixtill_lib.exercises import ExerciseFailure
+    from dixtill_lib.exercises.distill import check_masked_attention, reference_masked_attention
+
+    assert check_masked_attention(reference_masked_attention).startswith("Correct")
+
+    def mask_by_multiplying(s, m):
+        return torch.softmax(s * m, 1), s * m
+
+    def no_mask(s, m):
+        return torch.softmax(s, 1), s
+
+    def wrong_axis(s, m):
+        sm = s * m
+        return torch.softmax(sm + (m - 1) * 1e4, 0), sm
+
+    for wrong, msg in ((mask_by_multiplying, "not enough"), (no_mask, "zero attention"), (wrong_axis, "sum to 1")):
+        with pytest.raises(ExerciseFailure, match=msg):
+            check_masked_attention(wrong)
