@@ -71,11 +71,11 @@ class BenchConfig:
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "BenchConfig":
-        """Full: every pruning level, 100 / 30 timed rounds, the whole valid split. Quick: 4 levels,
+        """Full: every pruning level, 100 / 30 timed rounds, the whole valid split. Quick: 3 levels,
         15 / 5 rounds, the quick compress subsets (so quality comes from its cache)."""
         q = CompressConfig.for_mode("quick")
         base = cls() if get_mode(mode) == "full" else cls(
-            repeats_b1=15, repeats_b32=5, warmup=2, keep=(10, 6, 4, 2), calib_size=q.calib_size,
+            repeats_b1=15, repeats_b32=5, warmup=2, keep=(9, 6, 3), calib_size=q.calib_size,
             eval_size=q.eval_size)
         return replace(base, **overrides)
 

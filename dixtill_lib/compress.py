@@ -50,9 +50,9 @@ class CompressConfig:
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "CompressConfig":
         """Full: 512 calibration tweets, the whole valid split, every level, both rules.
-        Quick: 128 calibration tweets, 300 valid tweets, 7 levels, the gradient rule only."""
+        Quick: 128 calibration tweets, 300 valid tweets, 4 levels, the gradient rule only."""
         base = cls() if get_mode(mode) == "full" else cls(calib_size=128, eval_size=300,
-                                                          keep=(12, 10, 8, 6, 4, 2, 1), importance=("gradient",))
+                                                          keep=(9, 6, 3, 1), importance=("gradient",))
         return replace(base, **overrides)
 
 
