@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .compress import (CompressConfig, cached_importance, calibration_set, compression_ratio, eval_set,
-                       num_parameters, performance_drop, predict_proba_cached, quality, quantized_teacher,
+                       importance_calibration, num_parameters, performance_drop, predict_proba_cached, quality, quantized_teacher,
                        save_state_dict)
 from .config import cache_dir, get_mode
 from .data import Dataset
@@ -114,8 +114,9 @@ def teacher_candidates(teacher, train: Dataset, cfg: BenchConfig, progress: bool
                      (fp, "ptq-int8", None, teacher.max_length))]
     levels = [k for k in cfg.keep if k < head_counts(teacher.model)[0]]
     if levels:
-        imp = cached_importance(teacher, calibration_set(train, cfg.compress_config()), cfg.importance,
-                                progress=progress)
+        ccfg = cfg.compress_config()
+        calib = importance_calibration(calibration_set(train, ccfg), cfg.importance, ccfg)
+        imp = cached_importance(teacher, calib, cfg.importance, progress=progress)  # shared with `compress`
         for k in levels:
             p = pruned_teacher(teacher, keep_mask(imp, k))
             out.append(Candidate(f"ahp-{k}", "ahp", wrap(p), p.model, (fp, f"ahp-{k}", cfg.importance,

@@ -176,7 +176,7 @@ def test_ratio_and_drop():
 
 def test_sweep_rows(tiny6, tweets):
     cfg = CompressConfig(calib_size=20, eval_size=30, keep=(6, 4, 1), importance=("gradient", "ablation"),
-                         batch_size=16)
+                         other_keep=(4, 1), ablation_calib_size=10, batch_size=16)
     res = compression_sweep(tiny6, tweets, tweets, cfg, progress=False)
     methods = [(r["method"], r["importance"]) for r in res.rows]
     assert methods == [("teacher", None), ("ptq-int8", None), ("ahp-4", "gradient"), ("ahp-1", "gradient"),
@@ -187,7 +187,8 @@ def test_sweep_rows(tiny6, tweets):
     assert sizes[("ahp-1", "gradient")] < sizes[("ahp-4", "gradient")] < sizes[("teacher", None)]
     for r in res.rows:
         assert r["compression_ratio"] == pytest.approx(teacher["size_bytes"] / r["size_bytes"])
-        assert 0 <= r["macro_f1"] <= 1 and r["n_eval"] == 30 and r["n_calib"] == 20
+        assert 0 <= r["macro_f1"] <= 1 and r["n_eval"] == 30
+        assert r["n_calib"] == {None: 0, "gradient": 20, "ablation": 10}[r["importance"]]
     assert set(res.importance) == {"gradient", "ablation"} and res.importance["gradient"].shape == (3, 6)
 
 
@@ -195,3 +196,4 @@ def test_config_presets():
     full, quick = CompressConfig.for_mode("full"), CompressConfig.for_mode("quick")
     assert full.eval_size is None and full.keep[-1] == 1 and len(full.keep) == 12
     assert quick.calib_size < full.calib_size and quick.importance == ("gradient",)
+    assert full.importance[0] == "gradient" and full.ablation_calib_size < full.calib_size
