@@ -45,15 +45,15 @@ class CompressConfig:
     eval_size: int | None = None
     keep: tuple[int, ...] = (12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
     importance: tuple[str, ...] = ("gradient", "ablation")
-    other_keep: tuple[int, ...] = (9, 6, 3, 1)
-    ablation_calib_size: int | None = 256
+    other_keep: tuple[int, ...] = (9, 6, 3)
+    ablation_calib_size: int | None = 128
     batch_size: int = 32
     seed: int = 29
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "CompressConfig":
         """Full: the whole valid split; the default (first) rule on every level with 512 calibration
-        tweets; the ablation rule (72 forward passes) on 256 of them and on ``other_keep`` levels only.
+        tweets; the ablation rule (72 forward passes) on 128 of them and on ``other_keep`` levels only.
         Quick: 128 calibration tweets, 300 valid tweets, 4 levels, the gradient rule only."""
         base = cls() if get_mode(mode) == "full" else cls(calib_size=128, eval_size=300,
                                                           keep=(9, 6, 3, 1), importance=("gradient",))
