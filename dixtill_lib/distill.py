@@ -500,9 +500,10 @@ class DistillInputs:
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
-                   progress: bool = True, ig_cfg: Any = None) -> DistillInputs:
+                   progress: bool = True, ig_cfg: Any = None, explanations: bool = True) -> DistillInputs:
     """The mode's teacher (cached), its logits and IG word attributions on train and valid (cached),
-    the student vocabulary (train words) and the GloVe matrix for it."""
+    the student vocabulary (train words) and the GloVe matrix for it. ``explanations=False`` skips the
+    attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them."""
     from . import explain
     from .metrics import classification_metrics, softmax
     from .teacher import default_teacher, teacher_logits
@@ -512,8 +513,12 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     ig_cfg = ig_cfg or explain.IGConfig.for_mode(mode)
     tr_logits = teacher_logits(teacher, train, progress=progress)
     va_logits = teacher_logits(teacher, valid, progress=progress)
-    tr_expl = explain.explain_dataset(teacher, train, ig_cfg, progress=progress).scores
-    va_expl = explain.explain_dataset(teacher, valid, ig_cfg, progress=progress).scores
+    if explanations:
+        tr_expl = explain.explain_dataset(teacher, train, ig_cfg, progress=progress).scores
+        va_expl = explain.explain_dataset(teacher, valid, ig_cfg, progress=progress).scores
+    else:
+        tr_expl = [np.zeros(len(t.split()), np.float32) for t in train.texts]
+        va_expl = [np.zeros(len(t.split()), np.float32) for t in valid.texts]
     vocab = Vocab.build(train.texts)
     glove, missing = glove_matrix(vocab)
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
@@ -527,33 +532,78 @@ def student_dir(mode: str, name: str, seed: int) -> Path:
     return cache_dir() / "students" / get_mode(mode) / f"{name}_seed{seed}"
 
 
+#: DistillConfig fields that do not change the trained weights (evaluation and speed settings).
+EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
+
+
+def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:
+    """Everything that determines a trained student: data, teacher, loss, seed, training and student config."""
+    from .io import hash_texts, stable_hash
+
+    train_cfg = {k: v for k, v in asdict(cfg).items() if k not in EVAL_ONLY_FIELDS}
+    teacher = inputs.teacher_fingerprint if method != "ce" else None  # CE never sees the teacher
+    return stable_hash(hash_texts(inputs.train.texts), inputs.train.labels.tolist(), teacher,
+                       method, seed, train_cfg, asdict(student_cfg), len(inputs.vocab))
+
+
+def _load_saved(path: Path, key: str) -> tuple[BiLSTMAttentionStudent, dict[str, Any]] | None:
+    """The student saved at ``path`` if it was trained with ``key``; else ``None``."""
+    from .student import StudentError, load_student, student_metadata
+
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        meta = student_metadata(path)
+        if meta.get("training_key") != key:
+            return None
+        model, _, _ = load_student(path)
+    except (StudentError, OSError, ValueError, KeyError):
+        return None
+    return model, meta
+
+
 def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | None = None,
             student_cfg: StudentConfig | None = None, name: str | None = None, evaluate: bool = True,
-            save: bool = False, progress: bool = True) -> tuple[TrainedStudent, dict[str, Any]]:
-    """Train ``method`` with ``seed`` on ``inputs`` and return ``(trained, row)`` (the result row);
-    ``save=True`` also writes the student to :func:`student_dir`."""
+            save: bool = False, resume: bool = False, progress: bool = True) -> tuple[TrainedStudent, dict[str, Any]]:
+    """Train ``method`` with ``seed`` on ``inputs`` and return ``(trained, row)`` (the result row).
+
+    ``save=True`` writes the student to :func:`student_dir`; ``resume=True`` first looks there and reuses
+    a student trained with exactly the same data, teacher, loss, seed and configs (its training record
+    comes from the saved ``config.json``; the row says ``resumed: true``)."""
     cfg = cfg or DistillConfig.for_mode(inputs.mode)
     student_cfg = student_cfg or StudentConfig()
     name = name or method
-    trained = train_student(method, inputs.train.texts, inputs.train.labels, inputs.train_logits,
-                            inputs.train_expl, inputs.vocab, cfg, student_cfg, seed=seed,
-                            embeddings=inputs.glove, progress=progress)
+    where = student_dir(inputs.mode, name, seed)
+    key = training_key(inputs, method, seed, cfg, student_cfg)
+    hit = _load_saved(where, key) if resume else None
+    if hit is not None:
+        model, meta = hit
+        trained = TrainedStudent(model, inputs.vocab, name, seed, meta["history"], meta["best_epoch"],
+                                 meta["train_seconds"], meta.get("info", {}))
+    else:
+        trained = train_student(method, inputs.train.texts, inputs.train.labels, inputs.train_logits,
+                                inputs.train_expl, inputs.vocab, cfg, student_cfg, seed=seed,
+                                embeddings=inputs.glove, progress=progress)
     trained.method = name
     row: dict[str, Any] = {"method": name, "seed": seed}
     if evaluate:
         row.update(evaluate_student(trained, inputs.valid, inputs.valid_expl, cfg, progress=progress))
+    history = [{k: round(float(v), 5) for k, v in h.items()} for h in trained.history]
     row.update({"params": count_parameters(trained.model), "size_bytes": size_bytes(trained.model),
                 "best_epoch": trained.best_epoch, "epochs": cfg.epochs, "train_seconds": round(trained.seconds, 1),
                 "temperature": cfg.temperature if method in ("kd", "dixtill") else None,
-                "embeddings": student_cfg.embeddings, "teacher": inputs.teacher_name,
-                "history": [{k: round(float(v), 5) for k, v in h.items()} for h in trained.history]})
-    if save:
-        path = save_student(trained.model, inputs.vocab, student_dir(inputs.mode, name, seed),
-                            extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
-                                   "teacher": inputs.teacher_name, "teacher_fingerprint": inputs.teacher_fingerprint,
-                                   "distill_config": asdict(cfg),
-                                   "metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}})
-        row["path"] = str(path)
+                "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_name,
+                "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
+    if save and hit is None:
+        save_student(trained.model, inputs.vocab, where,
+                     extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
+                            "teacher": inputs.teacher_name, "teacher_fingerprint": inputs.teacher_fingerprint,
+                            "training_key": key, "distill_config": asdict(cfg), "history": history,
+                            "best_epoch": trained.best_epoch, "train_seconds": round(trained.seconds, 1),
+                            "info": trained.info,
+                            "metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}})
+    if save or hit is not None:
+        row["path"] = str(where)
     return trained, row
 
 
@@ -627,6 +677,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
+    p.add_argument("--train-only", action="store_true",
+                   help="only train and save ce/kd/tang students (no teacher explanations needed); evaluate later "
+                        "with --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse saved students trained with the same data/teacher/config (restart an interrupted run)")
 
 
 def _int_list(text: str | None) -> list[int]:
@@ -652,8 +707,11 @@ def run_step(args: argparse.Namespace) -> Path:
     cfg = DistillConfig.for_mode(mode, **over)
     s_over = {k: v for k, v in (("max_len", args.max_len), ("attn_size", args.attn_size)) if v is not None}
     scfg = replace(StudentConfig(), **s_over)
+    train_only = bool(getattr(args, "train_only", False))
+    if train_only and "dixtill" in methods:
+        raise SystemExit("--train-only trains without teacher explanations: use it with --methods ce,kd,tang.")
     t_start = time.perf_counter()
-    inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device)
+    inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only)
     prep_seconds = time.perf_counter() - t_start
     print(f"distill: {len(inputs.train)} train / {len(inputs.valid)} valid tweets, vocabulary {len(inputs.vocab)} "
           f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}; inputs ready in "
@@ -663,6 +721,15 @@ def run_step(args: argparse.Namespace) -> Path:
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
     for seed in seeds:
         plan += [(m, m, seed, cfg, scfg) for m in methods]
+    if train_only:
+        for i, (loss, name, seed, c, sc) in enumerate(plan, 1):
+            t0 = time.perf_counter()
+            _, row = run_one(inputs, loss, seed, c, sc, name=name, evaluate=False, save=True,
+                             resume=getattr(args, "resume", False))
+            print(f"[{i}/{len(plan)}] trained {name} seed {seed} ({'reused' if row['resumed'] else 'new'}), best epoch "
+                  f"{row['best_epoch']}, {time.perf_counter() - t0:.0f}s -> {row['path']}", flush=True)
+        print("train-only: no result file written; rerun without --train-only (with --resume) to evaluate.")
+        return student_dir(mode, "x", 0).parent
     if "dixtill" in methods or temps:
         for seed in sweep_seeds:
             for T in temps:
@@ -694,7 +761,7 @@ def run_step(args: argparse.Namespace) -> Path:
             row.pop("path", None)
         else:
             t0 = time.perf_counter()
-            _, row = run_one(inputs, loss, seed, c, sc, name=name, save=save)
+            _, row = run_one(inputs, loss, seed, c, sc, name=name, save=save, resume=getattr(args, "resume", False))
             done[key] = row
             print(f"[{i}/{len(plan)}] {name} seed {seed}: macro-F1 {row['macro_f1']:.4f}, acc {row['accuracy']:.4f}, "
                   f"cos {row.get('agreement_cosine', float('nan')):.3f}, best epoch {row['best_epoch']}, "

@@ -201,6 +201,15 @@ def test_run_one_evaluates_and_saves(tiny_inputs):
     assert 0 <= row["feature_agreement_k3"] <= 1
     model, vocab, scfg = load_student(row["path"])
     assert row["path"].endswith("students/quick/kd_seed0") and scfg.max_len == 24
+    assert row["resumed"] is False
+    # resume: the saved student is reused (no training), with the same metrics and training record
+    _, again = D.run_one(tiny_inputs, "kd", 0, cfg, StudentConfig(max_len=24), save=True, resume=True, progress=False)
+    assert again["resumed"] is True
+    assert again["macro_f1"] == row["macro_f1"] and again["history"] == row["history"]
+    # a different training config is not reused
+    _, other = D.run_one(tiny_inputs, "kd", 0, D.DistillConfig(epochs=1, ig_steps=4), StudentConfig(max_len=24),
+                         save=False, resume=True, progress=False)
+    assert other["resumed"] is False
     _, row_d = D.run_one(tiny_inputs, "dixtill", 0, cfg, StudentConfig(max_len=24), progress=False)
     assert row_d["explanation"] == "sigma_m" and "ig_agreement_cosine" not in row_d
     assert row_d["agreement_cosine"] == row_d["attn_agreement_cosine"]
@@ -286,3 +295,17 @@ def test_check_masked_attention_names_mistakes():
     for wrong, msg in ((mask_by_multiplying, "not enough"), (no_mask, "zero attention"), (wrong_axis, "sum to 1")):
         with pytest.raises(ExerciseFailure, match=msg):
             check_masked_attention(wrong)
+
+
+def test_step_train_only_then_resume(tiny_inputs, monkeypatch, tmp_path):
+    monkeypatch.setattr(D, "prepare_inputs", lambda *a, **k: tiny_inputs)
+    base = dict(mode="quick", seeds=[3], methods="ce", temperatures="", sweep_seeds=None, no_ablation=True,
+                epochs=1, max_len=24, momentum=None, paper_kd=False, attn_size=None, no_save=False,
+                data_dir=None, device="cpu", out=str(tmp_path / "d.json"))
+    D.run_step(argparse.Namespace(**base, train_only=True, resume=False))
+    assert not (tmp_path / "d.json").exists()
+    D.run_step(argparse.Namespace(**base, train_only=False, resume=True))
+    rows = json.loads((tmp_path / "d.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["teacher", "ce"] and rows[1]["resumed"] is True
+    with pytest.raises(SystemExit, match="train-only"):
+        D.run_step(argparse.Namespace(**{**base, "methods": "dixtill"}, train_only=True, resume=False))
