@@ -177,7 +177,7 @@ def test_bad_input_is_refused(tiny):
 
 
 def test_mode_presets():
-    assert IGConfig.for_mode("quick").n_steps < IGConfig.for_mode("full").n_steps <= 50
+    assert IGConfig.for_mode("quick").n_steps == 4 and IGConfig.for_mode("full").n_steps == 8
     assert IGConfig.for_mode("full", n_steps=50).n_steps == 50
     assert "batch_size" not in IGConfig().cache_fields()
 
@@ -238,7 +238,7 @@ def test_explain_step_writes_results(tiny, tweets, monkeypatch, tmp_path):
                         (tiny, train, valid))
     out = tmp_path / "explain.json"
     args = argparse.Namespace(mode="quick", seeds=[29], data_dir=None, device="cpu", out=str(out), n_steps=4,
-                              batch_size=8, faithfulness=10)
+                              batch_size=8, faithfulness=10, steps_study=4, threads=None)
     assert run_step(args) == out
     rows = json.loads(out.read_text())["rows"]
     ig = {r["split"]: r for r in rows if r["method"] == "ig"}
@@ -247,3 +247,21 @@ def test_explain_step_writes_results(tiny, tweets, monkeypatch, tmp_path):
     faith = {r["method"]: r for r in rows if r["method"].startswith("faithfulness")}
     assert set(faith) == {"faithfulness/ig", "faithfulness/random"}
     assert len(faith["faithfulness/ig"]["comprehensiveness_by_ratio"]) == 5
+    study = {r["n_steps"]: r for r in rows if r["method"] == "ig_steps"}
+    assert sorted(study) == [2, 4, 16, 50] and study[50]["cosine_to_ref"] == pytest.approx(1.0)
+    assert study[2]["mean_abs_delta"] >= study[50]["mean_abs_delta"]
+
+
+def test_delta_equals_captums_convergence_delta(tiny, tweets):
+    from dixtill_lib.explain import _make_lig
+
+    texts = tweets.texts[:3]
+    ours = attribute(tiny, texts, CFG, progress=False)
+    lig = _make_lig(tiny)
+    for text, d, t in zip(texts, ours.deltas, ours.targets):
+        ids = tiny.tokenizer([text], truncation=True, max_length=tiny.max_length, return_tensors="pt")["input_ids"]
+        base = torch.full_like(ids, tiny.tokenizer.pad_token_id)
+        base[0, 0], base[0, -1] = ids[0, 0], ids[0, -1]
+        _, delta = lig.attribute(ids, base, target=int(t), additional_forward_args=(torch.ones_like(ids),),
+                                 n_steps=CFG.n_steps, return_convergence_delta=True)
+        assert float(delta[0]) == pytest.approx(float(d), abs=1e-6)
