@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,6 +67,8 @@ class BenchConfig:
     calib_size: int = 512
     eval_size: int | None = None
     students: bool = True
+    #: student methods put in the table (temperature / ablation variants share the architecture); None = all
+    student_methods: tuple[str, ...] | None = ("ce", "kd", "tang", "dixtill")
     seed: int = 29
 
     @classmethod
@@ -144,14 +146,18 @@ def find_students(mode: str | None = None, root: Path | None = None) -> dict[str
     return {k: [p for _, p in sorted(v)] for k, v in sorted(found.items())}
 
 
-def student_candidates(mode: str | None = None, root: Path | None = None) -> list[Candidate]:
-    """One :class:`Candidate` per student method (all seeds for quality, the first seed for latency)."""
+def student_candidates(mode: str | None = None, root: Path | None = None,
+                       methods: Sequence[str] | None = None) -> list[Candidate]:
+    """One :class:`Candidate` per student method (all seeds for quality, the first seed for latency);
+    ``methods`` keeps only those methods (None = every saved one)."""
     from .io import file_sha256
     from .student import StudentError, load_student
     from .student import predict_proba as student_proba
 
     out = []
     for method, folders in find_students(mode, root).items():
+        if methods is not None and method not in methods:
+            continue
         fns, keys, first = [], [], None
         for d in folders:
             try:
@@ -286,7 +292,7 @@ def run_bench(teacher, train: Dataset, valid: Dataset, cfg: BenchConfig, mode: s
     """Build all candidates (teacher, PTQ, AHP levels, saved students, extras) and benchmark them."""
     cands = teacher_candidates(teacher, train, cfg, progress=progress)
     if cfg.students:
-        cands += student_candidates(mode)
+        cands += student_candidates(mode, methods=cfg.student_methods)
     cands += extra_candidates(mode) + list(extra or [])
     return benchmark(cands, valid, cfg, mode=mode, progress=progress)
 

@@ -60,10 +60,13 @@ def test_students_are_discovered_and_averaged(tiny6, tweets):
     for seed in (0, 1):
         _save_student(tweets, root, "dixtill", seed)
     _save_student(tweets, root, "kd", 0)
+    _save_student(tweets, root, "dixtill_T2", 0)
     (root / "not_a_student").mkdir(parents=True, exist_ok=True)
     found = find_students("quick")
-    assert list(found) == ["dixtill", "kd"] and [p.name for p in found["dixtill"]] == ["dixtill_seed0", "dixtill_seed1"]
-    cands = student_candidates("quick")
+    assert list(found) == ["dixtill", "dixtill_T2", "kd"]
+    assert [p.name for p in found["dixtill"]] == ["dixtill_seed0", "dixtill_seed1"]
+    assert len(student_candidates("quick")) == 3
+    cands = student_candidates("quick", methods=BenchConfig().student_methods)
     assert [c.method for c in cands] == ["student-dixtill", "student-kd"] and len(cands[0].seeds) == 1
 
     cfg = _cfg(keep=())
