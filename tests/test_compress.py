@@ -197,3 +197,24 @@ def test_config_presets():
     assert full.eval_size is None and full.keep[-1] == 1 and len(full.keep) == 12
     assert quick.calib_size < full.calib_size and quick.importance == ("gradient",)
     assert full.importance[0] == "gradient" and full.ablation_calib_size < full.calib_size
+
+
+def test_compress_step_writes_pruning_json(tiny6, tweets, monkeypatch):
+    import argparse
+
+    import dixtill_lib.compress as compress
+    import dixtill_lib.teacher as teacher_mod
+    from dixtill_lib.results import load_results
+
+    monkeypatch.setattr(teacher_mod, "default_teacher", lambda *a, **k: (tiny6, tweets, tweets))
+    args = argparse.Namespace(mode="quick", seed=29, seeds=[29], data_dir=None, out=None, calib_size=16,
+                              eval_size=20, importance="gradient")
+    path = compress.run_step(args)
+    obj = load_results(path)
+    prov = obj["provenance"]
+    assert path.name == "pruning.json" and prov["default_importance"] == "gradient"
+    assert np.asarray(prov["head_importance"]["gradient"]).shape == (3, 6)
+    # quick levels (9, 6, 3, 1) on a 6-head model: AHP-3 and AHP-1 (6 = the teacher itself)
+    assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-3", "ahp-1"]
+    with pytest.raises(SystemExit, match="unknown rule"):
+        compress.run_step(argparse.Namespace(**{**vars(args), "importance": "random"}))
