@@ -360,18 +360,40 @@ def attribution_key(teacher, ds, cfg: IGConfig) -> str:
                        cfg.cache_fields(), labels)
 
 
+#: Large data sets are computed and cached in parts of this many texts, so an interrupted run resumes.
+PART_SIZE = 1024
+
+
 def explain_dataset(teacher, ds, cfg: IGConfig | None = None, progress: bool = True) -> Attributions:
     """IG word attributions for every text of ``ds`` (a :class:`dixtill_lib.data.Dataset`), cached under
     ``<cache>/attributions/`` by teacher fingerprint, text hash and the IG settings that change numbers.
-    ``cfg=None`` uses ``IGConfig.for_mode()`` (the current mode)."""
+    ``cfg=None`` uses ``IGConfig.for_mode()`` (the current mode). Data sets larger than
+    :data:`PART_SIZE` are computed in cached parts (``attributions-parts/``): rerunning after an
+    interruption only computes the missing parts."""
     cfg = cfg or IGConfig.for_mode()
     arrays = cached_arrays("attributions", attribution_key(teacher, ds, cfg),
-                           lambda: attribute(teacher, ds.texts, cfg, labels=ds.labels, progress=progress).to_arrays())
+                           lambda: _compute_in_parts(teacher, ds, cfg, progress).to_arrays())
     out = Attributions.from_arrays(arrays)
     if len(out) != len(ds):
         raise RuntimeError(f"Cached attributions hold {len(out)} rows for a data set of {len(ds)}; delete "
                            f"the cache entry under <cache>/attributions/.")
     return out
+
+
+def _compute_in_parts(teacher, ds, cfg: IGConfig, progress: bool) -> Attributions:
+    if len(ds) <= PART_SIZE:
+        return attribute(teacher, ds.texts, cfg, labels=ds.labels, progress=progress)
+    parts = []
+    with tqdm(total=len(ds), desc=f"IG {ds.name or 'data'}", disable=not progress) as bar:
+        for s in range(0, len(ds), PART_SIZE):
+            part = ds.select(np.arange(s, min(s + PART_SIZE, len(ds))))
+            arrays = cached_arrays("attributions-parts", attribution_key(teacher, part, cfg),
+                                   lambda: attribute(teacher, part.texts, cfg, labels=part.labels,
+                                                     progress=False).to_arrays())
+            parts.append(Attributions.from_arrays(arrays))
+            bar.update(len(part))
+    return Attributions([v for p in parts for v in p.scores], np.concatenate([p.deltas for p in parts]),
+                        np.concatenate([p.targets for p in parts]), float(sum(p.seconds for p in parts)))
 
 
 def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 16, 50),

@@ -108,3 +108,35 @@ def alignment_frame(tokenizer, text: str, max_length: int = 64):
     return pd.DataFrame({"piece": tokenizer.convert_ids_to_tokens(enc["input_ids"]),
                          "characters": [f"{s}–{e}" for s, e in enc["offset_mapping"]],
                          "student word": [words[w] if w >= 0 else "(dropped)" for w in tw]})
+
+
+def example_tweets(ds, per_class: int = 2, max_words: int = 16) -> tuple[list[str], list[str]]:
+    """The first ``per_class`` tweets of each class with at most ``max_words`` words: (texts, label names)."""
+    texts, labels = [], []
+    for c, name in enumerate(ds.label_names):
+        picked = [t for t, y in zip(ds.texts, ds.labels) if y == c and 4 <= len(t.split()) <= max_words][:per_class]
+        texts += picked
+        labels += [name] * len(picked)
+    return texts, labels
+
+
+def faithfulness_plot(results: dict[str, dict], ax=None, title: str = ""):
+    """Comprehensiveness and sufficiency per deletion ratio for several explanations
+    (``{name: aopc(...) result or result-file row}``)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, res in results.items():
+        ratios = [100 * r for r in res["ratios"]]
+        ax[0].plot(ratios, res["comprehensiveness_by_ratio"], marker="o", label=name)
+        ax[1].plot(ratios, res["sufficiency_by_ratio"], marker="o", label=name)
+    ax[0].set_title("comprehensiveness (higher = more faithful)")
+    ax[1].set_title("sufficiency (lower = more faithful)")
+    for a in ax:
+        a.set_xlabel("% of words removed / kept")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    if title:
+        ax[0].figure.suptitle(title)
+    return ax

@@ -265,3 +265,20 @@ def test_delta_equals_captums_convergence_delta(tiny, tweets):
         _, delta = lig.attribute(ids, base, target=int(t), additional_forward_args=(torch.ones_like(ids),),
                                  n_steps=CFG.n_steps, return_convergence_delta=True)
         assert float(delta[0]) == pytest.approx(float(d), abs=1e-6)
+
+
+def test_large_sets_are_cached_in_parts_and_resume(tiny, tweets, isolated_cache, monkeypatch):
+    import dixtill_lib.explain as ex
+
+    monkeypatch.setattr(ex, "PART_SIZE", 5)
+    ds = tweets.select(np.arange(30, 42))
+    whole = attribute(tiny, ds.texts, CFG, progress=False)
+    parted = explain_dataset(tiny, ds, CFG, progress=False)
+    assert max(np.abs(a - b).max() for a, b in zip(whole.scores, parted.scores)) <= 1e-4
+    assert len(list((isolated_cache / "attributions-parts").glob("*.npz"))) >= 3
+    # an interrupted run: the final entry is gone, the parts are there -> nothing is recomputed
+    (isolated_cache / "attributions" / f"{ex.attribution_key(tiny, ds, CFG)}.npz").unlink()
+    monkeypatch.setattr(ex, "attribute", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = explain_dataset(tiny, ds, CFG, progress=False)
+    for a, b in zip(parted.scores, again.scores):
+        np.testing.assert_array_equal(a, b)
