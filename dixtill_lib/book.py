@@ -64,6 +64,7 @@ def build_env(mode: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")   # no tqdm widgets ("Loading weights") in the HTML
     # the kernel must import this checkout's dixtill_lib, and find jupyter tools next to the interpreter
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -135,3 +135,20 @@ def subset_shares(full: Dataset, subset: Dataset) -> pd.DataFrame:
     return pd.DataFrame({"full split": [f"{x:.2%}" for x in f], f"subset (n={len(subset)})": [f"{x:.2%}" for x in s],
                          "difference (points)": [f"{100 * (b - a):+.2f}" for a, b in zip(f, s)]},
                         index=list(full.label_names))
+
+
+def confusion_summary(cm: Sequence[Sequence[int]], label_names: Sequence[str]) -> str:
+    """One sentence naming the most frequent confusions and the weakest class (for the chapter text)."""
+    m = np.asarray(cm, dtype=int)
+    off = [(m[i, j], label_names[i], label_names[j]) for i in range(len(m)) for j in range(len(m)) if i != j]
+    off.sort(reverse=True)
+    recall = m.diagonal() / np.maximum(m.sum(1), 1)
+    worst = int(np.argmin(recall))
+    polar_swaps = sum(n for n, a, b in off if "Neutral" not in (a, b))
+    total_err = sum(n for n, _, _ in off)
+    parts = [f"{n} {a} tweets were called {b}" for n, a, b in off[:2] if n > 0]
+    text = (f"The most frequent mistakes: {' and '.join(parts)}. " if parts else "No mistakes at all. ")
+    text += (f"The weakest class is **{label_names[worst]}** (recall {recall[worst]:.0%}). "
+             f"{polar_swaps} of the {total_err} errors ({polar_swaps / max(total_err, 1):.0%}) swap Bearish and "
+             f"Bullish, the costly kind of error for a trading signal; the rest involve Neutral.")
+    return text

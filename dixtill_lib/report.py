@@ -25,8 +25,8 @@ RESULT_FILES: dict[str, tuple[str, ...]] = {
     "teacher": ("teacher",),
     "explain": ("explain", "explanations"),
     "distillation": ("distillation", "distill"),
-    "compression": ("compression", "compress"),
-    "bench": ("bench", "benchmark"),
+    "compression": ("compression", "bench"),
+    "pruning": ("pruning",),
     "retrikt": ("retrikt",),
 }
 
@@ -181,7 +181,7 @@ class Notice:
 def missing_notice(name: str, mode: str = "full") -> Notice:
     """The admonition shown when ``results/<name>.json`` has not been committed yet."""
     stems = RESULT_FILES.get(name, (name,))
-    step = {"distillation": "distill", "compression": "compress"}.get(name, stems[0])
+    step = {"distillation": "distill", "compression": "bench", "pruning": "compress"}.get(name, stems[0])
     return Notice("Full-scale results not yet committed",
                   f"<code>results/{stems[0]}.json</code> does not exist yet, so this section shows nothing. "
                   f"Create it with <code>python -m dixtill_lib {step} --{mode}</code> and commit the file.",
@@ -501,3 +501,33 @@ def size_latency_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.Data
             out[label] = s[c].round(2)
     shown = format_summary(s, [m for m in CLASSIFICATION if m in s.columns])
     return out.join(shown.drop(columns=["seeds"], errors="ignore"))
+
+
+def pruning_plot(rows: Iterable[dict[str, Any]] | pd.DataFrame, metric: str = "macro_f1", ax=None):
+    """Attention-head pruning sweep: ``metric`` against heads kept per layer, one line per importance
+    rule, with the unpruned teacher (and int8 PTQ, if present) as horizontal references — the paper's Fig. 3a."""
+    import matplotlib.pyplot as plt
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.8))
+    need = {"method", "heads_kept_per_layer", metric}
+    if frame.empty or not need <= set(frame.columns):
+        ax.text(0.5, 0.5, f"no pruning sweep ({', '.join(sorted(need - set(frame.columns)))} missing)",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    ahp = frame[frame["method"].astype(str).str.startswith("ahp")]
+    rule = "importance" if "importance" in ahp.columns else None
+    for name, group in (ahp.groupby(rule, sort=False) if rule else [("AHP", ahp)]):
+        group = group.sort_values("heads_kept_per_layer")
+        ax.plot(group["heads_kept_per_layer"], group[metric], marker="o", label=f"AHP, importance = {name}")
+    for method, style in (("teacher", "-"), ("ptq-int8", ":")):
+        ref = frame[frame["method"] == method]
+        if len(ref):
+            ax.axhline(float(ref[metric].iloc[0]), color="k", linestyle=style, alpha=0.6, label=method)
+    ax.set_xlabel("attention heads kept per layer")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -160,3 +160,15 @@ def test_temperature_table_matches_taus_with_paper():
     assert list(t.index) == [1, 3]
     assert t.loc[3, "ours"] == pytest.approx(0.78) and t.loc[3, "paper"] == pytest.approx(0.782)
     report.temperature_plot(t)
+
+
+def test_pruning_plot_draws_one_line_per_importance_rule_and_references():
+    rows = [{"method": "teacher", "heads_kept_per_layer": 12, "macro_f1": 0.84},
+            {"method": "ptq-int8", "heads_kept_per_layer": 12, "macro_f1": 0.835}]
+    rows += [{"method": f"ahp-{k}", "importance": imp, "heads_kept_per_layer": k, "macro_f1": 0.4 + 0.04 * k}
+             for imp in ("ablation", "gradient") for k in (1, 3, 6, 9)]
+    ax = report.pruning_plot(rows)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["AHP, importance = ablation", "AHP, importance = gradient", "teacher", "ptq-int8"]
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 3, 6, 9]
+    assert not report.pruning_plot([{"method": "teacher", "macro_f1": 0.8}]).axison

@@ -26,7 +26,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--virtual-time-budget=8000")
-ERROR_WORD_RE = re.compile(r"\b(?:[A-Z][A-Za-z]*Error|Error|Traceback)\b")
+ERROR_WORD_RE = re.compile(r"(?<!raise )\b(?:[A-Z][A-Za-z]*Error|Error|Traceback)\b")
 EMPTY_FIGURE_RE = re.compile(r"<Figure size [0-9.]+x[0-9.]+ with 0 Axes>")
 
 
