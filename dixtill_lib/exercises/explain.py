@@ -71,7 +71,7 @@ def check_integrated_gradients(integrated_gradients: Callable[..., np.ndarray]) 
         if abs(got.sum() - gap) > 1e-3:
             raise ExerciseFailure(f"Completeness fails: attributions sum to {got.sum():.5f} but "
                                   f"f(x) − f(baseline) = {gap:.5f} (input: {on}).")
-    return correct("and complete: the attributions add up to f(x) − f(baseline) (the convergence delta is ~0).")
+    return correct("Your attributions are also complete: they add up to f(x) − f(baseline) (convergence delta ≈ 0).")
 
 
 # ---------------------------------------------------------------- 2. word pieces -> student words
@@ -163,4 +163,4 @@ def check_feature_agreement(feature_agreement: Callable[[np.ndarray, np.ndarray,
             raise ExerciseFailure(f"The sentence has only {a.size} words, so k is capped at {a.size}: divide by "
                                   f"min(k, n), not by k (input: {on}).")
         expect_close(got, want, "feature agreement", on, rtol=1e-6)
-    return correct("feature agreement only asks *which* words are in both top-k sets, not in what order.")
+    return correct("Feature agreement only asks *which* words are in both top-k sets, not in what order.")
