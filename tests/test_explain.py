@@ -177,7 +177,7 @@ def test_bad_input_is_refused(tiny):
 
 
 def test_mode_presets():
-    assert IGConfig.for_mode("quick").n_steps == 4 and IGConfig.for_mode("full").n_steps == 8
+    assert IGConfig.for_mode("quick").n_steps == 4 and IGConfig.for_mode("full").n_steps == 4
     assert IGConfig.for_mode("full", n_steps=50).n_steps == 50
     assert "batch_size" not in IGConfig().cache_fields()
 
