@@ -422,7 +422,7 @@ def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=int, default=None, help="override the mode's IG steps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per captum call")
-    p.add_argument("--faithfulness", type=int, default=500,
+    p.add_argument("--faithfulness", type=int, default=300,
                    help="valid tweets on which to measure comprehensiveness/sufficiency (0 = skip)")
     p.add_argument("--steps-study", type=int, default=32,
                    help="valid tweets on which to compare 2/4/8/16/50 IG steps (0 = skip)")
