@@ -362,7 +362,7 @@ def attribution_key(teacher, ds, cfg: IGConfig) -> str:
 
 
 #: Large data sets are computed and cached in parts of this many texts, so an interrupted run resumes.
-PART_SIZE = 1024
+PART_SIZE = 256
 
 
 def explain_dataset(teacher, ds, cfg: IGConfig | None = None, progress: bool = True) -> Attributions:
