@@ -210,7 +210,8 @@ def run_step(args: argparse.Namespace) -> Path:
     timings = chapter_timings(result)
     executed = sum(r["seconds"] or 0 for r in timings if r["status"] == "executed")
     print()
-    print(format_table(timings, ["method", "seconds", "status"]))
+    print(format_table([{**r, "seconds": "—" if r["seconds"] is None else f"{r['seconds']:.1f}"} for r in timings],
+                       ["method", "seconds", "status"]))
     print(f"build wall time {result.seconds:.0f} s; chapters executed in this build: {executed:.0f} s")
     path = write_results("book_timings", timings, mode=mode, seeds=args.seeds,
                          config={"command": "jupyter-book build -W --keep-going", "fresh_env": bool(getattr(args, "fresh_env", False)),

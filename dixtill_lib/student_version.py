@@ -221,13 +221,21 @@ def exercises(root: str | Path = REPO_ROOT) -> list[Exercise]:
     return out
 
 
+_NUMBER_RE = re.compile(r"^Exercise\s+([0-9]+(?:\.[0-9]+)*)\s*[:.\-–—]?\s*(.*)$")
+
+
 def exercise_table(root: str | Path = REPO_ROOT):
-    """:func:`exercises` as a DataFrame (for the course guide)."""
+    """:func:`exercises` as a compact DataFrame indexed by exercise number (for the course guide)."""
     import pandas as pd
 
-    rows = [{"chapter": e.chapter, "exercise": e.title, "you write": ", ".join(e.functions) or "—",
-             "checked by": e.checker} for e in exercises(root)]
-    return pd.DataFrame(rows, columns=["chapter", "exercise", "you write", "checked by"])
+    rows = []
+    for i, e in enumerate(exercises(root), 1):
+        m = _NUMBER_RE.match(e.title)
+        number, task = (m.group(1), m.group(2)) if m else (str(i), e.title)
+        chapter = re.sub(r"^[0-9]+_", "", e.chapter).replace("_", " ")
+        rows.append({"#": number, "chapter": chapter, "task": task, "you write": ", ".join(e.functions) or "—",
+                     "checked by": e.checker})
+    return pd.DataFrame(rows, columns=["#", "chapter", "task", "you write", "checked by"]).set_index("#")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,7 +122,9 @@ def test_student_notebooks_remove_every_solution_and_keep_the_rest(book, tmp_pat
 
 def test_exercise_table_lists_titles_functions_and_checkers(book):
     table = sv.exercise_table(book)
-    assert table["exercise"].tolist() == ["Exercise 1.1: add one", "Exercise 1.2: a value"]
+    assert table.index.tolist() == ["1.1", "1.2"]
+    assert table["task"].tolist() == ["add one", "a value"]
+    assert table["chapter"].tolist() == ["intro", "intro"]
     assert table["you write"].tolist() == ["add_one", "—"]
     assert table["checked by"].tolist() == ["check_add_one", "—"]
 
