@@ -4,6 +4,7 @@
 ``jupyter-book build <repo> -W --keep-going`` with ``DIXTILL_MODE`` set. Chapters are executed through the
 jupyter-cache (``<build>/.jupyter_cache``), so an unchanged chapter is not re-run. Afterwards it reads each
 chapter's execution time from that cache, checks the generated HTML for tracebacks and error outputs,
+(a chapter that reads committed results is re-executed when ``results/*.json`` changed since the last build),
 and writes the timings to ``results[/quick]/book_timings.json``. Any warning, cell error or missing page
 raises :class:`BookBuildError`. The timings file is written first, so it still shows what ran."""
 from __future__ import annotations
@@ -84,12 +85,17 @@ def build_book(root: str | Path = REPO_ROOT, mode: str | None = None, path_outpu
     ``path_output`` puts ``_build/`` (HTML and execution cache) somewhere other than ``root``.
     ``fresh_env`` (``--all``) makes Sphinx re-read every page; it still reuses the execution cache."""
     root = Path(root).resolve()
+    build_dir = (Path(path_output).resolve() if path_output is not None else root) / "_build"
+    dropped = invalidate_result_readers(build_dir, root)
+    if dropped:
+        fresh_env = True  # Sphinx only re-reads changed sources: force it, or the dropped chapters stay stale
+        if echo:
+            print(f"[dixtill] results/*.json changed: re-executing {', '.join(sorted(dropped))}", flush=True)
     cmd = [jupyter_book_executable(), "build", str(root), "-W", "--keep-going"]
     if path_output is not None:
         cmd += ["--path-output", str(Path(path_output).resolve())]
     if fresh_env:
         cmd.append("--all")
-    build_dir = (Path(path_output).resolve() if path_output is not None else root) / "_build"
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env or build_env(get_mode(mode)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -111,6 +117,50 @@ def build_book(root: str | Path = REPO_ROOT, mode: str | None = None, path_outpu
     (build_dir / "book_build.log").write_text(log)
     warnings = [ln.strip() for ln in log.splitlines() if WARNING_RE.search(ln)]
     return BuildResult(rc, seconds, log, build_dir, warnings)
+
+
+# ------------------------------------------------------------------ committed results vs the execution cache
+
+#: A chapter that contains one of these reads committed result files.
+RESULT_READERS = ("load_result", "load_all(")
+
+
+def results_fingerprint(results: Path) -> str:
+    """Hash of every committed ``results/*.json`` (names and bytes; quick results excluded)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(results.glob("*.json")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def invalidate_result_readers(build_dir: Path, root: str | Path = REPO_ROOT, results: Path | None = None) -> list[str]:
+    """The execution cache keys on a chapter's code only, so a newly committed result file would not
+    show up in a cached chapter. When ``results/*.json`` changed since the last build, drop the cached
+    executions of every chapter that reads results; return the chapters dropped."""
+    root = Path(root).resolve()
+    if results is None:
+        env = os.environ.get("DIXTILL_RESULTS")
+        results = Path(env) if env else root / "results"
+    stamp = build_dir / ".results_fingerprint"
+    now = results_fingerprint(results)
+    before = stamp.read_text().strip() if stamp.is_file() else None
+    dropped: list[str] = []
+    cache_path = build_dir / ".jupyter_cache"
+    if before is not None and before != now and cache_path.is_dir():
+        from jupyter_cache import get_cache
+
+        cache = get_cache(str(cache_path))
+        for rec in cache.list_cache_records():
+            src = Path(rec.uri)
+            if src.is_file() and any(m in src.read_text(encoding="utf-8", errors="replace") for m in RESULT_READERS):
+                cache.remove_cache(rec.pk)
+                dropped.append(src.stem)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(now + "\n")
+    return dropped
 
 
 # ------------------------------------------------------------------ timings and checks

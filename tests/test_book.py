@@ -113,3 +113,26 @@ def test_quick_book_builds_without_warnings_or_cell_errors(tmp_path):
         assert "Traceback" not in text, f"{doc}: a traceback is visible in the HTML"
         assert 'class="output traceback' not in text and "output error" not in text, f"{doc}: a cell error output"
     B.verify(result, timings, REPO)        # exit code 0, no warning, no failed chapter
+
+
+def test_changed_results_drop_cached_executions_of_chapters_that_read_them(tmp_path):
+    import nbformat
+    from jupyter_cache import get_cache
+
+    root, results, build = tmp_path / "repo", tmp_path / "repo" / "results", tmp_path / "build"
+    results.mkdir(parents=True)
+    paths = {}
+    for name, code in {"reads": "r = report.load_result('teacher')", "plain": "x = 1"}.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        paths[name] = root / f"{name}.ipynb"
+        nbformat.write(nb, paths[name])
+    cache = get_cache(str(build / ".jupyter_cache"))
+    for p in paths.values():
+        cache.cache_notebook_file(str(p), check_validity=False)
+    assert B.invalidate_result_readers(build, root) == []              # first build: nothing to compare with
+    assert B.invalidate_result_readers(build, root) == []              # unchanged results
+    (results / "teacher.json").write_text('{"provenance": {}, "rows": []}')
+    assert B.invalidate_result_readers(build, root) == ["reads"]       # new file: the reader re-executes
+    assert [Path(r.uri).stem for r in cache.list_cache_records()] == ["plain"]
+    assert B.invalidate_result_readers(build, root) == []
