@@ -130,9 +130,9 @@ def test_changed_results_drop_cached_executions_of_chapters_that_read_them(tmp_p
     cache = get_cache(str(build / ".jupyter_cache"))
     for p in paths.values():
         cache.cache_notebook_file(str(p), check_validity=False)
-    assert B.invalidate_result_readers(build, root) == []              # first build: nothing to compare with
-    assert B.invalidate_result_readers(build, root) == []              # unchanged results
+    assert B.invalidate_result_readers(build, root, results) == []              # first build: nothing to compare with
+    assert B.invalidate_result_readers(build, root, results) == []              # unchanged results
     (results / "teacher.json").write_text('{"provenance": {}, "rows": []}')
-    assert B.invalidate_result_readers(build, root) == ["reads"]       # new file: the reader re-executes
+    assert B.invalidate_result_readers(build, root, results) == ["reads"]       # new file: the reader re-executes
     assert [Path(r.uri).stem for r in cache.list_cache_records()] == ["plain"]
-    assert B.invalidate_result_readers(build, root) == []
+    assert B.invalidate_result_readers(build, root, results) == []
