@@ -497,6 +497,7 @@ class DistillInputs:
     teacher_metrics: dict[str, Any] = field(default_factory=dict)
     teacher_params: int = 0
     teacher_size_bytes: int = 0
+    has_explanations: bool = True        # False: zero vectors stand in (train-only runs of ce/kd/tang)
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
@@ -524,7 +525,7 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
     return DistillInputs(mode, train, valid, tr_logits, va_logits, list(tr_expl), list(va_expl), vocab, glove,
                          missing, teacher.name, teacher.fingerprint(), tm, teacher.num_parameters(),
-                         size_bytes(teacher.model))
+                         size_bytes(teacher.model), has_explanations=explanations)
 
 
 def student_dir(mode: str, name: str, seed: int) -> Path:
@@ -589,6 +590,9 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     if evaluate:
         row.update(evaluate_student(trained, inputs.valid, inputs.valid_expl, cfg, progress=progress))
     history = [{k: round(float(v), 5) for k, v in h.items()} for h in trained.history]
+    trained_with_expl = meta.get("has_explanations") is True if hit is not None else inputs.has_explanations
+    if not trained_with_expl:  # the cosine monitor was computed against zero vectors: meaningless, drop it
+        history = [{k: v for k, v in h.items() if "cos_to_teacher" not in k} for h in history]
     row.update({"params": count_parameters(trained.model), "size_bytes": size_bytes(trained.model),
                 "best_epoch": trained.best_epoch, "epochs": cfg.epochs, "train_seconds": round(trained.seconds, 1),
                 "temperature": cfg.temperature if method in ("kd", "dixtill") else None,
@@ -599,6 +603,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
                      extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
                             "teacher": inputs.teacher_name, "teacher_fingerprint": inputs.teacher_fingerprint,
                             "training_key": key, "distill_config": asdict(cfg), "history": history,
+                            "has_explanations": inputs.has_explanations,
                             "best_epoch": trained.best_epoch, "train_seconds": round(trained.seconds, 1),
                             "info": trained.info,
                             "metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}})
