@@ -19,10 +19,10 @@ def test_references_pass_and_match_the_library():
     import torch
 
     r, v = np.array([0.2, -0.1, 1.0]), np.array([0.1, 0.3, 0.4])
-    lib, _ = gae(torch.tensor([r]), torch.tensor([v]), torch.ones(1, 3), 0.9, 0.8)
+    lib, _ = gae(torch.tensor(r[None]), torch.tensor(v[None]), torch.ones(1, 3), 0.9, 0.8)
     assert lib[0].numpy() == pytest.approx(reference_gae(r, v, 0.9, 0.8))
     ratio, adv = np.array([1.5, 0.5, 1.1]), np.array([1.0, 1.0, -1.0])
-    loss = clipped_policy_loss(torch.log(torch.tensor([ratio])), torch.zeros(1, 3), torch.tensor([adv]), torch.ones(1, 3))
+    loss = clipped_policy_loss(torch.log(torch.tensor(ratio[None])), torch.zeros(1, 3), torch.tensor(adv[None]), torch.ones(1, 3))
     assert -loss.item() == pytest.approx(reference_clipped_objective(ratio, adv, 0.2))
 
 

@@ -19,7 +19,7 @@ def test_init_prompt_shape_and_source(lm):
     p = init_prompt(model, tok, text, 5)
     assert p.shape == (5, model.config.hidden_size)
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    assert len(ids) > 5 and torch.equal(p, model.get_input_embeddings().weight[ids[:5]])    # cropped
+    assert len(ids) > 5 and torch.equal(p, model.get_input_embeddings().weight[ids[-5:]])   # cropped
     short = init_prompt(model, tok, "up", 4)                                                # cycled
     assert torch.equal(short[-1], model.get_input_embeddings().weight[tok("up", add_special_tokens=False)["input_ids"][-1]])
 

@@ -100,6 +100,6 @@ def test_ppo_increases_a_toy_reward(tiny_lm):
                     lambda_div=0.0, max_new_tokens=8, top_p=1.0)
     res = ppo_prompt(model, tok, p0, 0, score, cfg, progress=False)
     before, after = frac(p0), frac(res.prompt)
-    assert after > 2 * before and after - before > 0.03, (before, after)
+    assert after > 1.3 * before and after - before > 0.03, (before, after)
     assert len(res.history) == 10 and {"reward", "kl", "diversity", "label_consistency"} <= set(res.history[0])
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))   # the LM stayed frozen

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ppo-iterations", type=int, default=None, help="PPO iterations per class prompt")
     p.add_argument("--generator", default=None, help="'smollm2' (packaged, default), a local folder or a hub id")
     p.add_argument("--log", default=None, help="also append progress lines to this file")
+    p.add_argument("--teacher-wait", type=float, default=None, metavar="MIN",
+                   help="full mode: minutes to wait for the book's full tfns teacher, then use the quick one")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is much faster when other jobs share the cores)")
 
@@ -37,6 +39,8 @@ def config_from_args(args: argparse.Namespace):
         over["n_per_class"] = args.n_per_class
     if getattr(args, "generator", None):
         over["generator"] = args.generator
+    if getattr(args, "teacher_wait", None) is not None:
+        over["teacher_wait_minutes"] = args.teacher_wait
     if args.seeds and args.seeds != [args.seed]:
         over["seeds"] = tuple(args.seeds)
     cfg = RetriKTConfig.for_mode(mode, **over)

@@ -17,8 +17,8 @@ from ..config import cache_dir, get_mode, set_seed
 from ..data import Dataset, DataError, clean_text, k_shot, k_shot_indices, load_task, mode_splits, stratified_subset
 from ..io import cached_arrays, hash_texts, stable_hash
 from ..metrics import classification_metrics, softmax
-from .generator import (SMOLLM2, PromptConfig, encode_targets, init_prompt, load_generator, nll, sample,
-                        train_soft_prompt)
+from .generator import (SMOLLM2, Context, PromptConfig, context_ids, encode_targets, init_prompt, load_generator,
+                        nll, sample, train_soft_prompt)
 from .ppo import PPOConfig, ppo_prompt, teacher_scorer
 from .store import (KnowledgeStore, SentenceEncoder, StoreError, deduplicate, distinct_n, retrieval_proba,
                     self_similarity)
@@ -40,7 +40,7 @@ class RetriKTConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     prompt_k: int = 16                 # labelled examples per class the prompts are tuned on (split seed prompt_seed)
     prompt_seed: int = 0
-    n_per_class: int = 128             # generations per class and per prompt (SFT / PPO)
+    n_per_class: int = 64              # generations per class and per prompt (SFT / PPO)
     gen_batch: int = 32                # sequences sampled at once
     min_confidence: float = 0.5        # keep x̂ when teacher argmax = intended class with at least this probability
     index_kind: str = "flat"
@@ -51,8 +51,11 @@ class RetriKTConfig:
     lambdas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     select_metric: str = "accuracy"
     eval_size: int | None = None       # cap on the evaluation split (stratified); None = all of it
-    sst2_teacher_size: int = 2000      # SST-2 needs its own teacher: fine-tuned MiniLM on this many sentences
+    sst2_teacher_size: int = 1000      # SST-2 needs its own teacher: fine-tuned MiniLM on this many sentences
     sst2_teacher_epochs: int = 2
+    sst2_teacher_lr: float = 2e-4
+    teacher_wait_minutes: float = 0.0  # full mode: wait this long for the book's full tfns teacher to be cached,
+    #                                    then fall back to the quick-mode teacher (recorded) instead of training
     n_show: int = 4                    # samples per class kept for the chapter (before/after tuning)
 
     @classmethod
@@ -64,7 +67,7 @@ class RetriKTConfig:
             base = cls(prompt=PromptConfig.for_mode(m), ppo=PPOConfig.for_mode(m))
         else:
             base = cls(tasks=("tfns",), ks=(16,), seeds=(0,), prompt=PromptConfig.for_mode(m),
-                       ppo=PPOConfig.for_mode(m), n_per_class=24, gen_batch=24, n_show=3)
+                       ppo=PPOConfig.for_mode(m), n_per_class=12, gen_batch=12, n_show=3)
         return replace(base, **overrides)
 
 
@@ -96,13 +99,34 @@ def task_teacher(task: str, mode: str, train: Dataset, cfg: RetriKTConfig, data_
     from ..teacher import TeacherConfig, default_teacher, get_teacher
 
     if task == "tfns":
-        teacher, _, _ = default_teacher(mode, data_dir, device=device, progress=progress)
-        return teacher, {"teacher": teacher.name, "teacher_train": "book default teacher (chapter 2)"}
-    tcfg = TeacherConfig.for_mode(mode, train_size=cfg.sst2_teacher_size, epochs=cfg.sst2_teacher_epochs)
+        used = mode
+        if get_mode(mode) == "full" and cfg.teacher_wait_minutes > 0 and not full_teacher_cached(data_dir):
+            deadline = time.time() + 60 * cfg.teacher_wait_minutes
+            while time.time() < deadline and not full_teacher_cached(data_dir):
+                time.sleep(20)
+            if not full_teacher_cached(data_dir):
+                used = "quick"
+        teacher, _, _ = default_teacher(used, data_dir, device=device, progress=progress)
+        return teacher, {"teacher": teacher.name, "teacher_mode": used,
+                         "teacher_train": f"book default teacher (chapter 2), {used} mode"
+                         + ("" if used == get_mode(mode) else " — FALLBACK: the full teacher was not cached yet")}
+    tcfg = TeacherConfig.for_mode(mode, train_size=cfg.sst2_teacher_size, epochs=cfg.sst2_teacher_epochs,
+                                  lr=cfg.sst2_teacher_lr)
     subset = stratified_subset(train, cfg.sst2_teacher_size, tcfg.seed)
     teacher = get_teacher(tcfg, subset, device=device, progress=progress)
     return teacher, {"teacher": teacher.name, "teacher_train": f"{len(subset)} {task} train sentences, "
                      f"{tcfg.epochs} epochs, lr {tcfg.lr}, max_length {tcfg.max_length}"}
+
+
+def full_teacher_cached(data_dir: str | None = None) -> bool:
+    """Whether the book's full-mode tfns teacher is already in the cache (no training would start)."""
+    from ..io import verify_manifest
+    from ..teacher import TeacherConfig, teacher_cache_dir, teacher_train_set
+
+    cfg = TeacherConfig.for_mode("full")
+    train, _ = mode_splits("full", data_dir_=data_dir)
+    where = teacher_cache_dir(cfg, teacher_train_set(train, cfg))
+    return (where / "dixtill-manifest.json").is_file() and verify_manifest(where) is not None
 
 
 # ---------------------------------------------------------------- prompts (cached)
@@ -119,20 +143,28 @@ def tune_prompts(model, tok, train: Dataset, task: str, teacher, encoder, cfg: R
     names = train.label_names
     inits = torch.stack([init_prompt(model, tok, cfg.prompt.init_text.format(label=n.lower(), domain=DOMAINS.get(task, task)),
                                      cfg.prompt.num_virtual_tokens) for n in names])
+    domain = DOMAINS.get(task, task)
+    n_ex = cfg.prompt.n_examples if cfg.prompt.instruction else 0
+    per_class = [[t for t, y in zip(labelled.texts, labelled.labels) if y == c] for c in range(len(names))]
+    # the first n_ex examples of a class go into its hard context; SFT trains on the others (never on a text
+    # the generator can copy from its context)
+    contexts = [Context(model, context_ids(tok, cfg.prompt.instruction.format(label=n.lower(), domain=domain),
+                                           per_class[c][:n_ex]))
+                if cfg.prompt.instruction else None for c, n in enumerate(names)]
     sft_key = stable_hash("sft", cfg.generator, asdict(cfg.prompt), hash_texts(labelled.texts),
                           labelled.labels.tolist(), task)
 
     def run_sft() -> dict[str, np.ndarray]:
         prompts, losses, nlls = [], [], []
         for c in range(len(names)):
-            texts = [t for t, y in zip(labelled.texts, labelled.labels) if y == c]
+            texts = per_class[c][n_ex:] or per_class[c]
             targets = encode_targets(tok, texts, cfg.prompt.max_length)
-            before = nll(model, inits[c], targets, tok.pad_token_id)
+            before = nll(model, inits[c], targets, tok.pad_token_id, context=contexts[c])
             p, l = train_soft_prompt(model, tok, texts, inits[c], replace(cfg.prompt, seed=cfg.prompt.seed + c),
-                                     progress=progress)
+                                     progress=progress, context=contexts[c])
             prompts.append(p)
             losses.append(l)
-            nlls.append((before, nll(model, p, targets, tok.pad_token_id)))
+            nlls.append((before, nll(model, p, targets, tok.pad_token_id, context=contexts[c])))
         return {"prompts": torch.stack(prompts).numpy(), "losses": np.asarray(losses),
                 "nll": np.asarray(nlls)}
 
@@ -144,7 +176,8 @@ def tune_prompts(model, tok, train: Dataset, task: str, teacher, encoder, cfg: R
         prompts, history = [], []
         for c in range(len(names)):
             res = ppo_prompt(model, tok, torch.as_tensor(sft["prompts"][c]), c, score,
-                             replace(cfg.ppo, seed=cfg.ppo.seed + c), progress=progress)
+                             replace(cfg.ppo, seed=cfg.ppo.seed + c), progress=progress,
+                             context=contexts[c])
             prompts.append(res.prompt)
             history += res.history
         return {"prompts": torch.stack(prompts).numpy(), "history": _json_array(history)}
@@ -152,13 +185,23 @@ def tune_prompts(model, tok, train: Dataset, task: str, teacher, encoder, cfg: R
     ppo = cached_arrays("retrikt-prompts", ppo_key, run_ppo)
     return {"init": inits, "sft": torch.as_tensor(sft["prompts"]), "ppo": torch.as_tensor(ppo["prompts"]),
             "sft_losses": sft["losses"], "nll_before_after": sft["nll"],
-            "ppo_history": json.loads(str(ppo["history"])), "labelled": labelled, "key": ppo_key}
+            "ppo_history": json.loads(str(ppo["history"])), "labelled": labelled, "key": ppo_key,
+            "contexts": contexts}
 
 
 # ---------------------------------------------------------------- stores (cached)
 
+def first_line(text: str) -> str:
+    """Generated posts are single lines: keep the first non-empty line, without a list bullet."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("-*• ").strip()
+        if line:
+            return line
+    return ""
+
+
 def generate_texts(model, tok, prompt: torch.Tensor, n: int, cfg: RetriKTConfig, seed: int,
-                   progress: bool = True) -> list[str]:
+                   progress: bool = True, context: torch.Tensor | None = None) -> list[str]:
     """``n`` cleaned samples from one prompt, ``cfg.gen_batch`` at a time."""
     gen = torch.Generator().manual_seed(seed)
     out: list[str] = []
@@ -166,15 +209,15 @@ def generate_texts(model, tok, prompt: torch.Tensor, n: int, cfg: RetriKTConfig,
     while len(out) < n:
         b = min(cfg.gen_batch, n - len(out))
         roll = sample(model, tok, prompt, b, cfg.prompt.max_new_tokens, cfg.prompt.top_p, cfg.prompt.temperature,
-                      generator=gen)
-        out += [clean_text(t) for t in roll.texts]
+                      generator=gen, context=context)
+        out += [clean_text(first_line(t)) for t in roll.texts]
         bar.update(b)
     bar.close()
     return out
 
 
 def build_store(model, tok, prompts: torch.Tensor, variant: str, teacher, encoder, cfg: RetriKTConfig,
-                label_names: tuple[str, ...], key: str, progress: bool = True) -> KnowledgeStore:
+                label_names: tuple[str, ...], key: str, progress: bool = True, contexts=None) -> KnowledgeStore:
     """Generate ``n_per_class`` per class, de-duplicate, label with the teacher, filter, embed, index; cached in
     ``cache_dir()/retrikt-stores/<hash>``. Diagnostics (before filtering) go into ``store.meta``."""
     where = cache_dir() / "retrikt-stores" / stable_hash(key, variant, cfg.n_per_class, cfg.gen_batch,
@@ -187,7 +230,7 @@ def build_store(model, tok, prompts: torch.Tensor, variant: str, teacher, encode
     texts, intended = [], []
     for c in range(len(label_names)):
         got = generate_texts(model, tok, prompts[c], cfg.n_per_class, cfg, seed=1000 * c + len(variant),
-                             progress=progress)
+                             progress=progress, context=contexts[c] if contexts else None)
         texts += got
         intended += [c] * len(got)
     keep = deduplicate(texts)
@@ -342,7 +385,7 @@ def run_task(task: str, cfg: RetriKTConfig, mode: str | None = None, data_dir: s
     log(f"[{task}] prompts ready ({seconds['prompts']:.0f} s)")
     t0 = time.perf_counter()
     stores = {v: build_store(model, tok, prompts[v], v, teacher, encoder, cfg, train.label_names, prompts["key"],
-                             progress) for v in ("sft", "ppo")}
+                             progress, prompts["contexts"]) for v in ("sft", "ppo")}
     seconds["stores"] = time.perf_counter() - t0
     log(f"[{task}] stores ready ({seconds['stores']:.0f} s): "
         + ", ".join(f"{v}={len(s)} entries" for v, s in stores.items()))
@@ -368,8 +411,8 @@ def show_samples(model, tok, prompts, label_names, cfg: RetriKTConfig, stores) -
         for c, name in enumerate(label_names):
             gen = torch.Generator().manual_seed(7 + c)
             roll = sample(model, tok, prompts["init"][c], cfg.n_show, cfg.prompt.max_new_tokens, cfg.prompt.top_p,
-                          cfg.prompt.temperature, generator=gen)
-            out[name] = [clean_text(t) for t in roll.texts]
+                          cfg.prompt.temperature, generator=gen, context=prompts["contexts"][c])
+            out[name] = [clean_text(first_line(t)) for t in roll.texts]
         return {"before": _json_array(out)}
 
     before = json.loads(str(cached_arrays("retrikt-samples", key, run)["before"]))
@@ -395,3 +438,25 @@ def project_2d(store: KnowledgeStore, seed: int = 0) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(store.embeddings)
+
+
+def target_check(rows: list[dict[str, Any]], diagnostics: list[dict[str, Any]], k: int = 16,
+                 margin: float = 0.05) -> list[dict[str, Any]]:
+    """The issue's targets: (1) tiny+store_ppo ≥ tiny + ``margin`` accuracy (mean over seeds) at ``k`` per task;
+    (2) the PPO store ≥ the SFT store on label consistency and on diversity (distinct-2, and lower
+    self-similarity). One row per check with the measured numbers and whether it is met."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        acc = {m: [r["accuracy"] for r in rows if r["task"] == task and r["k"] == k and r["method"] == m]
+               for m in ("tiny", "tiny+store_ppo")}
+        if all(acc.values()):
+            gain = float(np.mean(acc["tiny+store_ppo"]) - np.mean(acc["tiny"]))
+            out.append({"task": task, "check": f"tiny+store_ppo − tiny accuracy at k={k}", "value": round(gain, 4),
+                        "target": f"≥ {margin}", "met": gain >= margin})
+        d = {x["store"]: x for x in diagnostics if x["task"] == task}
+        if {"sft", "ppo"} <= set(d):
+            for key, better in (("label_consistency", 1), ("distinct_2", 1), ("self_similarity", -1)):
+                diff = float(d["ppo"][key] - d["sft"][key])
+                out.append({"task": task, "check": f"{key}: PPO − SFT store", "value": round(diff, 4),
+                            "target": "≥ 0" if better > 0 else "≤ 0", "met": diff * better >= 0})
+    return out

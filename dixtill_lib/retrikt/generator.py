@@ -34,20 +34,25 @@ class GeneratorError(ValueError):
 class PromptConfig:
     """Soft prompt + sampling settings. ``init_text`` (with ``{label}``) initialises the virtual tokens from the
     embeddings of a hard prompt, so "before tuning" already means something."""
-    num_virtual_tokens: int = 16
-    init_text: str = "Write a short {label} {domain} post:"
-    sft_steps: int = 60
+    num_virtual_tokens: int = 8
+    init_text: str = "Sure, here is one more {label} {domain}:\n"
+    #: fixed hard context placed *before* the soft prompt (context_y + [P_y] → x̂): this instruction plus
+    #: ``n_examples`` labelled texts of the class, in the generator's chat template; None = the soft prompt alone
+    instruction: str | None = "Write one more short {label} {domain}."
+    n_examples: int = 3
+    sft_steps: int = 12
     sft_batch_size: int = 8
-    sft_lr: float = 3e-2
-    max_length: int = 48              # tokens of a training example (longer ones are cut)
-    max_new_tokens: int = 40
+    sft_lr: float = 5e-2
+    max_length: int = 40              # tokens of a training example (longer ones are cut)
+    max_new_tokens: int = 32
     top_p: float = 0.9
     temperature: float = 1.0
     seed: int = 29
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "PromptConfig":
-        base = cls() if get_mode(mode) == "full" else cls(sft_steps=25, max_new_tokens=32)
+        base = cls() if get_mode(mode) == "full" else cls(num_virtual_tokens=8, sft_steps=8, sft_batch_size=4,
+                                                          max_new_tokens=20)
         return replace(base, **overrides)
 
 
@@ -130,11 +135,64 @@ def encode_targets(tok, texts: list[str], max_length: int) -> list[list[int]]:
 
 
 def init_prompt(model, tok, text: str, n: int) -> torch.Tensor:
-    """``(n, hidden)`` initial prompt: the embeddings of ``text``'s tokens, cycled/cropped to ``n``."""
+    """``(n, hidden)`` initial prompt: the embeddings of ``text``'s last ``n`` tokens (cycled if it is shorter)."""
     ids = tok(text, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
-    ids = (ids * (n // len(ids) + 1))[-n:] if len(ids) < n else ids[:n]
+    ids = (ids * (n // len(ids) + 1))[-n:] if len(ids) < n else ids[-n:]     # keep the end: it leads into x̂
     emb = model.get_input_embeddings().weight
     return emb[torch.as_tensor(ids, device=emb.device)].detach().clone().float()
+
+
+class Context:
+    """A fixed hard context placed *before* the soft prompt: ``context + [P_y] + x̂``. Because attention is
+    causal, the context never sees ``P_y``, so its key/value cache is computed once (no gradient) and reused by
+    every forward pass — the context costs nothing per training step."""
+
+    def __init__(self, model, ids: torch.Tensor):
+        self.ids = torch.as_tensor(ids, dtype=torch.long)
+        if len(self.ids) == 0:
+            raise GeneratorError("A Context needs at least one token; pass context=None for no context.")
+        with torch.no_grad():
+            self.cache = model(input_ids=self.ids[None], use_cache=True, logits_to_keep=1).past_key_values
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def expand(self, batch: int):
+        import copy
+
+        cache = copy.deepcopy(self.cache)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        return cache
+
+
+def context_ids(tok, text: str | None, examples: list[str] = ()) -> torch.Tensor:
+    """Token ids of the hard context: an instruction (with a few example texts), in the generator's chat
+    template when it has one, ending where the assistant's answer starts."""
+    if not text:
+        return torch.zeros(0, dtype=torch.long)
+    if examples:
+        text = "Examples:\n" + "\n".join(f"- {e}" for e in examples) + "\n" + text
+    if getattr(tok, "chat_template", None):
+        ids = tok.apply_chat_template([{"role": "system", "content": "You write short texts."},
+                                       {"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+    else:
+        ids = tok(text + "\n", add_special_tokens=False)["input_ids"]
+    return torch.as_tensor(list(ids), dtype=torch.long)
+
+
+def _forward(model, prompt: torch.Tensor, after: torch.Tensor, after_mask: torch.Tensor,
+             context: Context | None = None, **kw):
+    """``model(context + [prompt] + after)`` for a batch; returns the outputs over ``[prompt] + after`` only."""
+    B, n = after.shape[0], prompt.shape[0]
+    x = torch.cat([prompt.unsqueeze(0).expand(B, -1, -1).to(after.dtype), after], 1)
+    att = torch.cat([torch.ones((B, n), dtype=torch.long, device=after.device), after_mask.long()], 1)
+    if context is None:
+        return model(inputs_embeds=x, attention_mask=att, **kw)
+    att = torch.cat([torch.ones((B, len(context)), dtype=torch.long, device=after.device), att], 1)
+    return model(inputs_embeds=x, attention_mask=att, past_key_values=context.expand(B), **kw)
 
 
 def make_peft_prompt(model, prompt: torch.Tensor):
@@ -153,18 +211,20 @@ def prompt_tensor(peft_model) -> torch.Tensor:
     return peft_model.prompt_encoder["default"].embedding.weight.detach().clone()
 
 
-def nll(model, prompt: torch.Tensor, targets: list[list[int]], pad_id: int, batch_size: int = 32) -> float:
+def nll(model, prompt: torch.Tensor, targets: list[list[int]], pad_id: int, batch_size: int = 32,
+        context: Context | None = None) -> float:
     """Mean per-token negative log-likelihood of ``targets`` after ``prompt`` (the SFT loss, no grad)."""
     with torch.no_grad():
         total, count = 0.0, 0
         for s in range(0, len(targets), batch_size):
-            loss, n = _sft_loss(model, prompt, targets[s:s + batch_size], pad_id)
+            loss, n = _sft_loss(model, prompt, targets[s:s + batch_size], pad_id, context)
             total += loss.item() * n
             count += n
     return total / max(count, 1)
 
 
-def _sft_loss(model, prompt: torch.Tensor, batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, int]:
+def _sft_loss(model, prompt: torch.Tensor, batch: list[list[int]], pad_id: int,
+              context: Context | None = None) -> tuple[torch.Tensor, int]:
     """``-mean_t log p(x_t | [P], x_<t)`` over the real tokens of a right-padded batch."""
     dev = prompt.device
     L = max(len(b) for b in batch)
@@ -175,15 +235,13 @@ def _sft_loss(model, prompt: torch.Tensor, batch: list[list[int]], pad_id: int) 
         mask[i, :len(b)] = 1
     emb = model.get_input_embeddings()(ids)
     n = prompt.shape[0]
-    x = torch.cat([prompt.unsqueeze(0).expand(len(batch), -1, -1).to(emb.dtype), emb], 1)
-    att = torch.cat([torch.ones((len(batch), n), dtype=torch.long, device=dev), mask], 1)
-    logits = model(inputs_embeds=x, attention_mask=att).logits[:, n - 1:-1]   # position n-1 predicts x_0
+    logits = _forward(model, prompt, emb, mask, context).logits[:, n - 1:-1]   # position n-1 predicts x_0
     logp = torch.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return -(logp * mask).sum() / mask.sum(), int(mask.sum())
 
 
 def train_soft_prompt(model, tok, texts: list[str], init: torch.Tensor, cfg: PromptConfig,
-                      progress: bool = True) -> tuple[torch.Tensor, list[float]]:
+                      progress: bool = True, context: Context | None = None) -> tuple[torch.Tensor, list[float]]:
     """SFT of one class prompt with PEFT prompt tuning: only the virtual tokens receive gradients.
     Returns ``(prompt (n, hidden), loss per step)``."""
     if not texts:
@@ -200,7 +258,7 @@ def train_soft_prompt(model, tok, texts: list[str], init: torch.Tensor, cfg: Pro
     losses = []
     for _ in tqdm(range(cfg.sft_steps), desc="soft prompt SFT", disable=not progress, leave=False):
         idx = rng.choice(len(targets), size=min(cfg.sft_batch_size, len(targets)), replace=False)
-        loss, _ = _sft_loss(peft_model.base_model, param, [targets[i] for i in idx], tok.pad_token_id)
+        loss, _ = _sft_loss(peft_model.base_model, param, [targets[i] for i in idx], tok.pad_token_id, context)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([param], 1.0)
@@ -223,14 +281,19 @@ class Rollout:
 
 @torch.no_grad()
 def sample(model, tok, prompt: torch.Tensor, n: int, max_new_tokens: int = 40, top_p: float = 0.9,
-           temperature: float = 1.0, generator: torch.Generator | None = None) -> Rollout:
+           temperature: float = 1.0, generator: torch.Generator | None = None,
+           context: Context | None = None) -> Rollout:
     """Draw ``n`` sequences from ``[prompt]`` at once (KV cache, nucleus sampling). The returned log-probs are
     those of the *sampling* distribution's underlying policy, ``log softmax(logits / temperature)``."""
     if n <= 0:
         raise GeneratorError(f"n must be positive, got {n}.")
     dev = prompt.device
     # the prompt is the same for every sequence: encode it once, then copy its key/value cache n times
-    out = model(inputs_embeds=prompt.unsqueeze(0).to(model.dtype), use_cache=True, logits_to_keep=1)
+    if context is None:
+        out = model(inputs_embeds=prompt.unsqueeze(0).to(model.dtype), use_cache=True, logits_to_keep=1)
+    else:
+        out = model(inputs_embeds=prompt.unsqueeze(0).to(model.dtype), past_key_values=context.expand(1),
+                    use_cache=True, logits_to_keep=1)
     past, logits = out.past_key_values, out.logits[:, -1].expand(n, -1)
     past.batch_repeat_interleave(n)
     eos = tok.eos_token_id
@@ -267,15 +330,13 @@ def _nucleus(logp: torch.Tensor, top_p: float, generator: torch.Generator | None
 
 
 def sequence_logprobs(model, prompt: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
-                      temperature: float = 1.0, return_hidden: bool = False):
+                      temperature: float = 1.0, return_hidden: bool = False,
+                      context: Context | None = None):
     """Teacher-forced ``log π(token_t | [prompt], tokens_<t)`` (B, T), with gradients to ``prompt``;
     optionally the last-layer hidden states at the positions that *predict* each token (for the value head)."""
-    B = tokens.shape[0]
     n = prompt.shape[0]
     emb = model.get_input_embeddings()(tokens)
-    x = torch.cat([prompt.unsqueeze(0).expand(B, -1, -1).to(emb.dtype), emb], 1)
-    att = torch.cat([torch.ones((B, n), device=tokens.device), mask], 1).long()
-    out = model(inputs_embeds=x, attention_mask=att, output_hidden_states=return_hidden)
+    out = _forward(model, prompt, emb, mask, context, output_hidden_states=return_hidden)
     logits = out.logits[:, n - 1:-1].float() / temperature
     lp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) * mask
     if return_hidden:

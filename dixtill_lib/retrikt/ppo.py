@@ -24,10 +24,10 @@ from .generator import Rollout, sample, sequence_logprobs
 
 @dataclass(frozen=True)
 class PPOConfig:
-    iterations: int = 12
-    batch_size: int = 32              # rollouts per iteration
+    iterations: int = 3
+    batch_size: int = 16              # rollouts per iteration
     epochs: int = 2                   # optimisation passes over each batch
-    minibatch_size: int = 16
+    minibatch_size: int = 8
     lr: float = 1e-2                  # prompt learning rate
     value_lr: float = 1e-3
     clip: float = 0.2                 # policy ratio clip ε
@@ -38,15 +38,15 @@ class PPOConfig:
     beta_kl: float = 0.05             # β: KL(π‖π_ref) penalty weight
     lambda_div: float = 0.5           # λ_div: diversity bonus weight
     memory: int = 256                 # how many earlier samples the diversity bonus compares with
-    max_new_tokens: int = 40
+    max_new_tokens: int = 32
     top_p: float = 0.9
     temperature: float = 1.0
     seed: int = 29
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "PPOConfig":
-        base = cls() if get_mode(mode) == "full" else cls(iterations=3, batch_size=16, epochs=1,
-                                                          max_new_tokens=32)
+        base = cls() if get_mode(mode) == "full" else cls(iterations=2, batch_size=6, epochs=1,
+                                                          minibatch_size=6, max_new_tokens=20)
         return replace(base, **overrides)
 
 
@@ -138,7 +138,7 @@ class PPOResult:
 
 
 def ppo_prompt(model, tok, prompt: torch.Tensor, label: int, score: Scorer, cfg: PPOConfig,
-               progress: bool = True) -> PPOResult:
+               progress: bool = True, context: torch.Tensor | None = None) -> PPOResult:
     """Refine one class prompt with PPO; the reference policy is the starting (SFT) prompt.
     Logs per iteration: mean reward, KL(π‖π_ref), diversity, label-consistency (teacher agrees), losses."""
     set_seed(cfg.seed)
@@ -156,10 +156,11 @@ def ppo_prompt(model, tok, prompt: torch.Tensor, label: int, score: Scorer, cfg:
     history = []
     for it in tqdm(range(cfg.iterations), desc=f"PPO class {label}", disable=not progress, leave=False):
         roll: Rollout = sample(model, tok, param.detach(), cfg.batch_size, cfg.max_new_tokens, cfg.top_p,
-                               cfg.temperature, generator=gen)
+                               cfg.temperature, generator=gen, context=context)
         with torch.no_grad():
-            old_lp, h = sequence_logprobs(model, param.detach(), roll.tokens, roll.mask, cfg.temperature, True)
-            ref_lp = sequence_logprobs(model, ref, roll.tokens, roll.mask, cfg.temperature)
+            old_lp, h = sequence_logprobs(model, param.detach(), roll.tokens, roll.mask, cfg.temperature, True,
+                                          context)
+            ref_lp = sequence_logprobs(model, ref, roll.tokens, roll.mask, cfg.temperature, context=context)
             old_v = value_head(h.float()).squeeze(-1) * roll.mask
         parts = score(roll.texts, label, memory)
         memory = parts.embeddings if memory is None else np.concatenate([memory, parts.embeddings])[-cfg.memory:]
@@ -176,7 +177,8 @@ def ppo_prompt(model, tok, prompt: torch.Tensor, label: int, score: Scorer, cfg:
             perm = torch.randperm(cfg.batch_size, generator=gen, device=dev)
             for s in range(0, cfg.batch_size, cfg.minibatch_size):
                 i = perm[s:s + cfg.minibatch_size]
-                lp, hh = sequence_logprobs(model, param, roll.tokens[i], roll.mask[i], cfg.temperature, True)
+                lp, hh = sequence_logprobs(model, param, roll.tokens[i], roll.mask[i], cfg.temperature, True,
+                                           context)
                 v = value_head(hh.float()).squeeze(-1) * roll.mask[i]
                 pl = clipped_policy_loss(lp, old_lp[i], adv[i], roll.mask[i], cfg.clip)
                 vl = clipped_value_loss(v, old_v[i], ret[i], roll.mask[i], cfg.value_clip)
