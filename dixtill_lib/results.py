@@ -50,11 +50,19 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+#: The commit the running code came from, read once when the process starts (a long run may end after
+#: other commits landed; the result must name the code that produced it).
+COMMIT_AT_START = git_commit()
+
+
 def provenance(mode: str | None, seeds: list[int], config: dict[str, Any], **extra: Any) -> dict[str, Any]:
     import torch
     import transformers
 
-    return {"git_commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    now = git_commit()
+    if now != COMMIT_AT_START:
+        extra = {"git_commit_at_write": now, **extra}
+    return {"git_commit": COMMIT_AT_START, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware(), "torch": torch.__version__, "transformers": transformers.__version__,
             "mode": get_mode(mode), "seeds": list(seeds), "config": config, **extra}
 
