@@ -282,3 +282,22 @@ def test_large_sets_are_cached_in_parts_and_resume(tiny, tweets, isolated_cache,
     again = explain_dataset(tiny, ds, CFG, progress=False)
     for a, b in zip(parted.scores, again.scores):
         np.testing.assert_array_equal(a, b)
+
+
+def test_explain_step_with_a_teacher_folder(tiny, tweets, monkeypatch, tmp_path):
+    import dixtill_lib.data as data_mod
+    from dixtill_lib.explain import run_step
+
+    folder = tiny.save(tmp_path / "teacher")
+    train, valid = tweets.select(np.arange(8)), tweets.select(np.arange(8, 14))
+    monkeypatch.setattr(data_mod, "mode_splits", lambda mode=None, data_dir_=None, **k: (train, valid))
+    out = tmp_path / "explain.json"
+    args = argparse.Namespace(mode="quick", seeds=[29], data_dir=None, device="cpu", out=str(out), n_steps=2,
+                              batch_size=8, faithfulness=0, steps_study=0, threads=None, teacher_dir=str(folder))
+    run_step(args)
+    res = json.loads(out.read_text())
+    assert res["provenance"]["teacher"]["fingerprint"] == tiny.fingerprint()
+    assert [r["n"] for r in res["rows"]] == [8, 6]
+    args.teacher_dir = str(tmp_path / "nothing")
+    with pytest.raises(SystemExit, match="no valid cached teacher"):
+        run_step(args)
