@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .compress import (CompressConfig, cached_importance, calibration_set, compression_ratio, eval_set,
+from .compress import (CompressConfig, add_teacher_dir_argument, cached_importance, calibration_set, compression_ratio, eval_set,
                        importance_calibration, num_parameters, performance_drop, predict_proba_cached, quality, quantized_teacher,
-                       save_state_dict)
+                       save_state_dict, step_teacher)
 from .config import cache_dir, get_mode
 from .data import Dataset
 from .heads import head_counts, keep_mask, pruned_teacher
@@ -303,12 +303,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads while timing (default 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds at batch 32 (batch 1: ×10/3)")
     p.add_argument("--no-students", action="store_true", help="only the teacher, PTQ and pruning rows")
+    add_teacher_dir_argument(p)
 
 
 def run_step(args: argparse.Namespace) -> Path:
     from .results import write_results
     from .tables import format_table
-    from .teacher import default_teacher
 
     mode = get_mode(args.mode)
     over: dict[str, Any] = {"seed": args.seed}
@@ -319,7 +319,7 @@ def run_step(args: argparse.Namespace) -> Path:
     if getattr(args, "no_students", False):
         over["students"] = False
     cfg = BenchConfig.for_mode(mode, **over)
-    teacher, train, valid = default_teacher(mode, data_dir=args.data_dir, device="cpu")
+    teacher, train, valid = step_teacher(args, mode)
     res = run_bench(teacher, train, valid, cfg, mode=mode)
     n_students = sum(r["family"] == "student" for r in res.rows)
     if cfg.students and not n_students:
@@ -329,4 +329,5 @@ def run_step(args: argparse.Namespace) -> Path:
                                   "latency_ms_b32", "speedup_b1", "speedup_b32", "macro_f1", "mcc"]))
     return write_results("compression", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg), path=args.out,
                          teacher=teacher.name, teacher_fingerprint=teacher.fingerprint(),
+                         teacher_dir=getattr(args, "teacher_dir", None) or "default_teacher(mode)",
                          students_found=n_students, **res.meta)

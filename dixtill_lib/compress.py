@@ -226,6 +226,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-size", type=int, default=None, help="train tweets used to score heads")
     p.add_argument("--eval-size", type=int, default=None, help="valid tweets evaluated (default: mode's)")
     p.add_argument("--importance", default=None, help=f"comma-separated rules from {IMPORTANCE_METHODS}")
+    add_teacher_dir_argument(p)
+
+
+def add_teacher_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher-dir", default=None,
+                   help="use this cached teacher folder (written by Teacher.save) instead of default_teacher(mode)")
+
+
+def step_teacher(args: argparse.Namespace, mode: str):
+    """``(teacher, train, valid)`` for a CLI step: ``--teacher-dir`` when given, else ``default_teacher``."""
+    from .teacher import Teacher, default_teacher
+
+    folder = getattr(args, "teacher_dir", None)
+    if not folder:
+        return default_teacher(mode, data_dir=args.data_dir, device="cpu")
+    from .data import mode_splits
+
+    teacher = Teacher.from_cache(folder, device="cpu")
+    if teacher is None:
+        raise SystemExit(f"--teacher-dir {folder}: no valid cached teacher there (expected a Teacher.save folder).")
+    train, valid = mode_splits(mode, data_dir_=args.data_dir)
+    return teacher, train, valid
 
 
 def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:
@@ -246,11 +268,10 @@ def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:
 def run_step(args: argparse.Namespace) -> Path:
     from .results import write_results
     from .tables import format_table
-    from .teacher import default_teacher
 
     mode = get_mode(args.mode)
     cfg = config_from_args(args, mode)
-    teacher, train, valid = default_teacher(mode, data_dir=args.data_dir, device="cpu")
+    teacher, train, valid = step_teacher(args, mode)
     t0 = time.perf_counter()
     res = compression_sweep(teacher, train, valid, cfg)
     total = time.perf_counter() - t0
@@ -258,6 +279,7 @@ def run_step(args: argparse.Namespace) -> Path:
                                   "accuracy", "macro_f1", "mcc", "p_drop_macro_f1"]))
     return write_results("pruning", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg), path=args.out,
                          teacher=teacher.name, teacher_fingerprint=teacher.fingerprint(),
+                         teacher_dir=getattr(args, "teacher_dir", None) or "default_teacher(mode)",
                          head_importance={k: v.round(6).tolist() for k, v in res.importance.items()},
                          default_importance=cfg.importance[0], seconds={"total": round(total, 1), **res.seconds},
                          size_measure="os.path.getsize of torch.save(model.state_dict())",

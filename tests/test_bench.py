@@ -114,7 +114,7 @@ def test_bench_step_writes_compression_json(tiny6, tweets, monkeypatch):
     monkeypatch.setattr(teacher_mod, "default_teacher", lambda *a, **k: (tiny6, tweets, tweets))
     monkeypatch.setattr(bench.BenchConfig, "for_mode", classmethod(lambda cls, mode=None, **o: _cfg(**o)))
     args = argparse.Namespace(mode="quick", seed=29, seeds=[29], data_dir=None, out=None, threads=None,
-                              repeats=None, no_students=True)
+                              repeats=None, no_students=True, teacher_dir=None)
     path = bench.run_step(args)
     obj = load_results(path)
     assert path.name == "compression.json" and obj["provenance"]["torch_threads"] == 1

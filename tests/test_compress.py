@@ -218,3 +218,18 @@ def test_compress_step_writes_pruning_json(tiny6, tweets, monkeypatch):
     assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-3", "ahp-1"]
     with pytest.raises(SystemExit, match="unknown rule"):
         compress.run_step(argparse.Namespace(**{**vars(args), "importance": "random"}))
+
+
+def test_step_teacher_from_folder(tiny6, tweets, monkeypatch, tmp_path):
+    import argparse
+
+    import dixtill_lib.data as data_mod
+    from dixtill_lib.compress import step_teacher
+
+    folder = tiny6.save(tmp_path / "teacher")
+    monkeypatch.setattr(data_mod, "mode_splits", lambda mode=None, data_dir_=None, **k: (tweets, tweets))
+    args = argparse.Namespace(data_dir=None, teacher_dir=str(folder))
+    teacher, train, valid = step_teacher(args, "quick")
+    assert teacher.fingerprint() == tiny6.fingerprint() and len(train) == len(tweets)
+    with pytest.raises(SystemExit, match="no valid cached teacher"):
+        step_teacher(argparse.Namespace(data_dir=None, teacher_dir=str(tmp_path / "none")), "quick")
