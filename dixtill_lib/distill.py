@@ -501,16 +501,27 @@ class DistillInputs:
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
-                   progress: bool = True, ig_cfg: Any = None, explanations: bool = True) -> DistillInputs:
+                   progress: bool = True, ig_cfg: Any = None, explanations: bool = True,
+                   teacher_dir: str | None = None) -> DistillInputs:
     """The mode's teacher (cached), its logits and IG word attributions on train and valid (cached),
     the student vocabulary (train words) and the GloVe matrix for it. ``explanations=False`` skips the
-    attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them."""
+    attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them.
+    ``teacher_dir``: use this cached teacher folder instead of :func:`~dixtill_lib.teacher.default_teacher`."""
     from . import explain
     from .metrics import classification_metrics, softmax
     from .teacher import default_teacher, teacher_logits
 
     mode = get_mode(mode)
-    teacher, train, valid = default_teacher(mode, data_dir=data_dir, device=device, progress=progress)
+    if teacher_dir:
+        from .data import mode_splits
+        from .teacher import Teacher
+
+        teacher = Teacher.from_cache(teacher_dir, device=device)
+        if teacher is None:
+            raise SystemExit(f"--teacher-dir {teacher_dir}: no valid cached teacher there.")
+        train, valid = mode_splits(mode, data_dir_=data_dir)
+    else:
+        teacher, train, valid = default_teacher(mode, data_dir=data_dir, device=device, progress=progress)
     ig_cfg = ig_cfg or explain.IGConfig.for_mode(mode)
     tr_logits = teacher_logits(teacher, train, progress=progress)
     va_logits = teacher_logits(teacher, valid, progress=progress)
@@ -682,6 +693,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
+    p.add_argument("--teacher-dir", default=None,
+                   help="a cached teacher folder to use instead of the mode's default teacher")
     p.add_argument("--train-only", action="store_true",
                    help="only train and save ce/kd/tang students (no teacher explanations needed); evaluate later "
                         "with --resume")
@@ -716,7 +729,9 @@ def run_step(args: argparse.Namespace) -> Path:
     if train_only and "dixtill" in methods:
         raise SystemExit("--train-only trains without teacher explanations: use it with --methods ce,kd,tang.")
     t_start = time.perf_counter()
-    inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only)
+    teacher_dir = getattr(args, "teacher_dir", None)
+    inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
+                            teacher_dir=teacher_dir)
     prep_seconds = time.perf_counter() - t_start
     print(f"distill: {len(inputs.train)} train / {len(inputs.valid)} valid tweets, vocabulary {len(inputs.vocab)} "
           f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}; inputs ready in "
@@ -752,7 +767,8 @@ def run_step(args: argparse.Namespace) -> Path:
         return write_results(
             "distillation", rows, mode=mode, seeds=seeds, path=args.out,
             config={"distill": asdict(cfg), "student": asdict(replace(scfg, vocab_size=len(inputs.vocab)))},
-            teacher={"name": inputs.teacher_name, "fingerprint": inputs.teacher_fingerprint},
+            teacher={"name": inputs.teacher_name, "fingerprint": inputs.teacher_fingerprint,
+                     "dir": teacher_dir or "default_teacher(mode)"},
             data={"train": inputs.train.name, "n_train": len(inputs.train), "valid": inputs.valid.name,
                   "n_valid": len(inputs.valid), "vocab_size": len(inputs.vocab),
                   "glove_missing": inputs.glove_missing, "eval_split": "hub 'validation' split (the paper's test set)"},
