@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", default=None, help="also append progress lines to this file")
     p.add_argument("--teacher-wait", type=float, default=None, metavar="MIN",
                    help="full mode: minutes to wait for the book's full tfns teacher, then use the quick one")
+    p.add_argument("--teacher-dir", default=None,
+                   help="tfns: load the teacher from this Teacher.save folder instead of default_teacher()")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is much faster when other jobs share the cores)")
 
@@ -75,8 +77,23 @@ def run_step(args: argparse.Namespace) -> Path:
     t0 = time.perf_counter()
     gen = load_generator(cfg.generator, args.device)
     enc = SentenceEncoder(device=args.device)
-    runs = [run_task(task, cfg, mode, args.data_dir, args.device, progress=True, generator=gen, encoder=enc, log=log)
-            for task in cfg.tasks]
+    tfns_teacher = None
+    if getattr(args, "teacher_dir", None):
+        from ..teacher import Teacher
+
+        tfns_teacher = Teacher.from_cache(args.teacher_dir, device=args.device)
+        if tfns_teacher is None:
+            raise SystemExit(f"--teacher-dir {args.teacher_dir}: no valid cached teacher there (a Teacher.save folder).")
+        tfns_teacher.name = f"{tfns_teacher.name} ({Path(args.teacher_dir).name})"
+    runs = []
+    for task in cfg.tasks:
+        given = tfns_teacher if task == "tfns" else None
+        run = run_task(task, cfg, mode, args.data_dir, args.device, progress=True, generator=gen, encoder=enc,
+                       teacher=given, log=log)
+        if given is not None:
+            run.teacher_info = {"teacher": given.name, "teacher_train": f"book full teacher loaded from "
+                                f"--teacher-dir {args.teacher_dir}"}
+        runs.append(run)
     rows = [r for run in runs for r in run.rows]
     print(format_table(rows, ["method", "task", "k", "seed", "accuracy", "macro_f1", "mcc", "params", "store_size"]))
     ppo = [dict(h, task=run.task) for run in runs for h in run.prompts["ppo_history"]]
