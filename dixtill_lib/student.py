@@ -174,9 +174,10 @@ def random_matrix(vocab_size: int, dim: int = 50, seed: int = 0) -> np.ndarray:
 class StudentConfig:
     """Student shape. ``max_len``: the authors padded to 150 tokens; our longest cleaned tweet has 33
     words (train 31, valid 33) and the unpacked BiLSTM's cost is linear in ``max_len``, so we default
-    to 40 — nothing is truncated, and a training step is ~4× cheaper than at 150 (measured 25 vs 100 ms
-    on one CPU thread). The only effect of the shorter padding is that the backward LSTM reads 7–39
-    trailing pads instead of 117–149 before the first word. ``max_len=150`` restores the authors' value.
+    to 40 — nothing is truncated, and a training step is 2–4× cheaper than at 150 (one CPU thread: 25 vs
+    100 ms on a quiet machine, 50 vs 103 ms on a busy one; ``python -m dixtill_lib.benchmarks.student_step``).
+    The only effect of the shorter padding is that the backward LSTM reads 7–39 trailing pads instead of
+    117–149 before the first word. ``max_len=150`` restores the authors' value.
     ``attn_size``: 50 as in the authors' code (``Dense(50)``); the paper's text implies 100."""
     vocab_size: int = 0
     emb_dim: int = 50
