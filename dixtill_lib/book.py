@@ -138,8 +138,9 @@ def results_fingerprint(results: Path) -> str:
 
 def invalidate_result_readers(build_dir: Path, root: str | Path = REPO_ROOT, results: Path | None = None) -> list[str]:
     """The execution cache keys on a chapter's code only, so a newly committed result file would not
-    show up in a cached chapter. When ``results/*.json`` changed since the last build, drop the cached
-    executions of every chapter that reads results; return the chapters dropped."""
+    show up in a cached chapter. When ``results/*.json`` changed since the last build (or the build folder
+    has no fingerprint yet), drop the cached executions of every chapter that reads results; return the
+    chapters dropped."""
     root = Path(root).resolve()
     if results is None:
         env = os.environ.get("DIXTILL_RESULTS")
@@ -149,7 +150,7 @@ def invalidate_result_readers(build_dir: Path, root: str | Path = REPO_ROOT, res
     before = stamp.read_text().strip() if stamp.is_file() else None
     dropped: list[str] = []
     cache_path = build_dir / ".jupyter_cache"
-    if before is not None and before != now and cache_path.is_dir():
+    if before != now and cache_path.is_dir():   # no stamp yet: cached outputs of unknown vintage
         from jupyter_cache import get_cache
 
         cache = get_cache(str(cache_path))

@@ -130,7 +130,9 @@ def test_changed_results_drop_cached_executions_of_chapters_that_read_them(tmp_p
     cache = get_cache(str(build / ".jupyter_cache"))
     for p in paths.values():
         cache.cache_notebook_file(str(p), check_validity=False)
-    assert B.invalidate_result_readers(build, root, results) == []              # first build: nothing to compare with
+    assert B.invalidate_result_readers(build, root, results) == ["reads"]       # no fingerprint yet: unknown vintage
+    assert [Path(r.uri).stem for r in cache.list_cache_records()] == ["plain"]
+    cache.cache_notebook_file(str(paths["reads"]), check_validity=False)
     assert B.invalidate_result_readers(build, root, results) == []              # unchanged results
     (results / "teacher.json").write_text('{"provenance": {}, "rows": []}')
     assert B.invalidate_result_readers(build, root, results) == ["reads"]       # new file: the reader re-executes
