@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .compress import (CompressConfig, add_teacher_dir_argument, cached_importance, calibration_set, compression_ratio, eval_set,
-                       importance_calibration, num_parameters, performance_drop, predict_proba_cached, quality, quantized_teacher,
+from .compress import (CompressConfig, add_keep_argument, add_teacher_dir_argument, cached_importance,
+                       calibration_set, compression_ratio, eval_set, importance_calibration, num_parameters,
+                       parse_keep, performance_drop, predict_proba_cached, quality, quantized_teacher,
                        save_state_dict, step_teacher)
 from .config import cache_dir, get_mode
 from .data import Dataset
@@ -303,6 +304,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads while timing (default 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds at batch 32 (batch 1: ×10/3)")
     p.add_argument("--no-students", action="store_true", help="only the teacher, PTQ and pruning rows")
+    add_keep_argument(p)
     add_teacher_dir_argument(p)
 
 
@@ -318,6 +320,8 @@ def run_step(args: argparse.Namespace) -> Path:
         over["repeats_b32"], over["repeats_b1"] = args.repeats, max(1, round(args.repeats * 10 / 3))
     if getattr(args, "no_students", False):
         over["students"] = False
+    if parse_keep(getattr(args, "keep", None)):
+        over["keep"] = parse_keep(args.keep)
     cfg = BenchConfig.for_mode(mode, **over)
     teacher, train, valid = step_teacher(args, mode)
     res = run_bench(teacher, train, valid, cfg, mode=mode)

@@ -226,7 +226,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-size", type=int, default=None, help="train tweets used to score heads")
     p.add_argument("--eval-size", type=int, default=None, help="valid tweets evaluated (default: mode's)")
     p.add_argument("--importance", default=None, help=f"comma-separated rules from {IMPORTANCE_METHODS}")
+    add_keep_argument(p)
     add_teacher_dir_argument(p)
+
+
+def add_keep_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep", default=None, help="AHP levels (heads kept per layer), e.g. 11,9,6,3,1 "
+                   "(default: the mode's; full = every level)")
+
+
+def parse_keep(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        keep = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SystemExit(f"--keep expects comma-separated integers, got {text!r}.") from None
+    if not keep or any(k < 1 for k in keep):
+        raise SystemExit(f"--keep levels must be positive head counts, got {text!r}.")
+    return keep
 
 
 def add_teacher_dir_argument(p: argparse.ArgumentParser) -> None:
@@ -262,6 +280,8 @@ def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:
         if bad:
             raise SystemExit(f"--importance: unknown rule(s) {bad}; choose from {IMPORTANCE_METHODS}.")
         over["importance"] = rules
+    if parse_keep(getattr(args, "keep", None)):
+        over["keep"] = parse_keep(args.keep)
     return CompressConfig.for_mode(mode, **over)
 
 

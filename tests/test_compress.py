@@ -233,3 +233,18 @@ def test_step_teacher_from_folder(tiny6, tweets, monkeypatch, tmp_path):
     assert teacher.fingerprint() == tiny6.fingerprint() and len(train) == len(tweets)
     with pytest.raises(SystemExit, match="no valid cached teacher"):
         step_teacher(argparse.Namespace(data_dir=None, teacher_dir=str(tmp_path / "none")), "quick")
+
+
+def test_keep_option_parsing():
+    import argparse
+
+    from dixtill_lib.compress import config_from_args, parse_keep
+
+    assert parse_keep("11, 6,1") == (11, 6, 1) and parse_keep(None) is None
+    with pytest.raises(SystemExit, match="integers"):
+        parse_keep("a,b")
+    with pytest.raises(SystemExit, match="positive"):
+        parse_keep("0")
+    args = argparse.Namespace(seed=29, calib_size=None, eval_size=None, importance="gradient", keep="9,3")
+    cfg = config_from_args(args, "full")
+    assert cfg.keep == (9, 3) and cfg.importance == ("gradient",) and cfg.eval_size is None
