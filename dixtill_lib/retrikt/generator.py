@@ -42,7 +42,7 @@ class PromptConfig:
     n_examples: int = 3
     sft_steps: int = 12
     sft_batch_size: int = 8
-    sft_lr: float = 5e-2
+    sft_lr: float = 2e-2
     max_length: int = 40              # tokens of a training example (longer ones are cut)
     max_new_tokens: int = 32
     top_p: float = 0.9

@@ -26,9 +26,9 @@ from .generator import Rollout, sample, sequence_logprobs
 class PPOConfig:
     iterations: int = 3
     batch_size: int = 16              # rollouts per iteration
-    epochs: int = 2                   # optimisation passes over each batch
+    epochs: int = 1                   # optimisation passes over each batch (2 minibatches = 2 updates)
     minibatch_size: int = 8
-    lr: float = 1e-2                  # prompt learning rate
+    lr: float = 3e-3                  # prompt learning rate
     value_lr: float = 1e-3
     clip: float = 0.2                 # policy ratio clip ε
     value_clip: float = 0.2
@@ -119,13 +119,18 @@ class RewardParts:
 Scorer = Callable[[list[str], int, np.ndarray | None], RewardParts]
 
 
-def teacher_scorer(teacher, encoder) -> Scorer:
-    """Reward parts from a :class:`Teacher` (label probability) and a sentence encoder (diversity)."""
+def teacher_scorer(teacher, encoder, min_words: int = 3) -> Scorer:
+    """Reward parts from a :class:`Teacher` (label probability) and a sentence encoder (diversity); samples
+    shorter than ``min_words`` words score 0."""
     def score(texts: list[str], label: int, memory: np.ndarray | None) -> RewardParts:
+        # samples under min_words words never enter the store (see store.deduplicate): they earn nothing,
+        # otherwise PPO learns that an empty "tweet" is a safe Neutral
+        ok = np.array([len(t.split()) >= min_words for t in texts])
         safe = [t if t.strip() else "." for t in texts]
         proba = teacher.predict_proba(safe, progress=False)
         emb = encoder(safe)
-        return RewardParts(proba[:, label], diversity_bonus(emb, memory), emb, proba.argmax(1) == label)
+        div = diversity_bonus(emb, memory)
+        return RewardParts(proba[:, label] * ok, div * ok, emb, (proba.argmax(1) == label) & ok)
     return score
 
 
