@@ -69,7 +69,7 @@ class IGConfig:
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "IGConfig":
         """4 Gauss–Legendre steps in both modes instead of the paper's 50, because of cost: on the
         shared 2-core CPU the book was built on, one MiniLM forward+backward costs ~40 ms per tweet and
-        step, so 50 steps over the 11,931 full-scale tweets would take ~6 h; 4 steps took 29 min.
+        step, so 50 steps over the 11,927 full-scale tweets would take ~6 h; 4 steps took 29 min.
         The ``explain`` step records the convergence delta and the agreement of 2/4/8/16 steps with
         50 steps on 32 validation tweets, so the cost of the cut is measured, not assumed.
         Override with ``IGConfig.for_mode(mode, n_steps=50)`` (or ``explain --n-steps 50``) on a GPU."""

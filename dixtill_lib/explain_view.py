@@ -92,6 +92,7 @@ def steps_frame(rows: Sequence[dict[str, Any]]):
     cols = ["n_steps", "mean_abs_delta", "median_abs_delta", "max_abs_delta", "cosine_to_ref",
             "top3_agreement_to_ref", "seconds"]
     f = pd.DataFrame(list(rows))
+    f["n_steps"] = f["n_steps"].astype(int)
     return f[[c for c in cols if c in f.columns]].set_index("n_steps")
 
 
