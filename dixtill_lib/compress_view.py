@@ -146,8 +146,8 @@ def importance_heatmap(importance: np.ndarray | Sequence[Sequence[float]], keep:
     if keep is not None:
         mask = keep_mask(imp, keep)
         ys, xs = np.nonzero(~mask)
-        ax.scatter(xs, ys, marker="x", color="white", s=30, label=f"pruned by AHP-{keep}")
-        ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 1.25))
+        ax.scatter(xs, ys, marker="x", color="white", s=30)
+        title = f"{title}  (× = pruned by AHP-{keep})"
     ax.set_title(title)
     return ax
 
@@ -251,14 +251,22 @@ def targets_table(rows: Iterable[dict[str, Any]] | pd.DataFrame, student: str = 
 
 
 def verdict(rows: Iterable[dict[str, Any]] | pd.DataFrame, student: str = "student-dixtill") -> list[str]:
-    """Plain sentences: where the distilled student beats the teacher-derived baselines and where it loses."""
+    """Plain sentences: where the distilled student beats the teacher-derived baselines and where it loses.
+    Without a ``student`` row, the best student present (by macro-F1) is used and the fact is said."""
     f = _frame(rows)
-    if f.empty or student not in set(f["method"]):
+    students = f[f["family"] == "student"] if "family" in f else f.iloc[0:0]
+    if f.empty or students.empty:
         return ["No distilled student in these rows yet: run `python -m dixtill_lib distill` then `bench`."]
+    lines: list[str] = []
+    if student not in set(f["method"]):
+        best = students.sort_values("macro_f1", ascending=False)["method"].iloc[0]
+        lines.append(f"{student} is not in these rows yet (rerun `bench` after `distill`); using the best "
+                     f"student present, {best}.")
+        student = best
     v = f.set_index("method")
     s, t = v.loc[student], v[v["family"] == "teacher"].iloc[0]
     base = v[v["family"].isin(["ptq", "ahp"])]
-    lines = [f"{student} is {s['compression_ratio']:.1f}× smaller and {s['speedup_b1']:.1f}× / "
+    lines += [f"{student} is {s['compression_ratio']:.1f}× smaller and {s['speedup_b1']:.1f}× / "
              f"{s['speedup_b32']:.1f}× faster (batch 1 / 32) than the teacher, at {s['macro_f1']:.3f} macro-F1 "
              f"vs {t['macro_f1']:.3f} (relative drop {s['p_drop_macro_f1'] * 100:.1f} %)."]
     if len(base):

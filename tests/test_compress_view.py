@@ -75,6 +75,9 @@ def test_targets_and_verdict():
     lines = cv.verdict(_rows())
     assert "25.0× smaller" in lines[0] and "ptq-int8 (0.790" in lines[2]
     assert "No distilled student" in cv.verdict(_rows()[:2])[0]
+    other = [dict(r, method="student-kd") if r["method"] == "student-dixtill" else r for r in _rows()]
+    lines = cv.verdict(other)
+    assert "not in these rows" in lines[0] and "student-kd" in lines[0] and "student-kd is 25.0×" in lines[1]
     assert cv.targets_table(_rows()[:2]).empty
 
 
