@@ -15,8 +15,8 @@ Protocol (the paper gives none):
   batch 1 cycles through them one at a time, batch 32 sends all 32 (each model pads as it needs: the
   teacher to the longest in the batch, the student to its fixed ``max_len``). ``torch.set_num_threads``
   is fixed (default 1) and recorded. After ``warmup`` untimed calls, the models are timed **round-robin**
-  (one call of each model per round, ``repeats`` rounds) so slow drifts of a shared machine hit every
-  model alike; we report the median and the inter-quartile range. ``speedup`` = teacher median / model
+  (one call of each model per round, in a freshly shuffled order, ``repeats`` rounds) so slow drifts of a
+  shared machine, and the cold caches after a large model, hit every model alike; we report the median and the inter-quartile range. ``speedup`` = teacher median / model
   median from the same run. ``os.getloadavg()`` before and after is stored in the provenance: numbers
   measured while other jobs use the CPU are noisier — rerun on a quiet machine for final figures.
 * **quality** — accuracy, macro-F1, MCC, macro-AUC on the same valid tweets for every model; students
@@ -195,20 +195,25 @@ def latency_sentences(valid: Dataset, n: int = 32) -> list[str]:
 
 
 def time_round_robin(fns: dict[str, Callable[[list[str]], Any]], batches: list[list[str]], repeats: int,
-                     warmup: int = 3, progress: bool = True, desc: str = "latency") -> dict[str, np.ndarray]:
+                     warmup: int = 3, progress: bool = True, desc: str = "latency",
+                     seed: int = 0) -> dict[str, np.ndarray]:
     """Seconds per call of every function: ``warmup`` untimed calls each, then ``repeats`` rounds in
-    which every function is called once on ``batches[round % len(batches)]``."""
+    which every function is called once on ``batches[round % len(batches)]``, in an order shuffled
+    every round (seeded), so no model always pays for following a large one (cold caches)."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1.")
     for fn in fns.values():
         for w in range(warmup):
             fn(batches[w % len(batches)])
     times = {name: np.zeros(repeats) for name in fns}
+    names = list(fns)
+    rng = np.random.default_rng(seed)
     for r in tqdm(range(repeats), desc=desc, disable=not progress, leave=False):
         batch = batches[r % len(batches)]
-        for name, fn in fns.items():
+        for i in rng.permutation(len(names)):
+            name = names[i]
             t0 = time.perf_counter()
-            fn(batch)
+            fns[name](batch)
             times[name][r] = time.perf_counter() - t0
     return times
 
