@@ -4,21 +4,22 @@ directory (argument or ``$DIXTILL_DATA``) or, for online readers, from the Huggi
 Policy for bad input (one clear error each, naming the file and how to fix it):
 - missing directory / file, wrong columns, labels that are not integers or not in the label map: **fail**;
 - empty or missing text (raw, or empty after cleaning): the row is **dropped and counted**
-  (``Dataset.n_dropped``) with a warning, because a tweet that is only a URL carries no words to explain;
+  (``Dataset.n_dropped``, plus an INFO log record), because a tweet that is only a URL carries no words to explain;
 - duplicated rows: **kept** (they are part of the official split) and **reported** (``Dataset.n_duplicates``).
 """
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 DATA_ENV = "DIXTILL_DATA"
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -216,9 +217,9 @@ def build_dataset(texts: list, labels: list, spec: TaskSpec, source: Path | str,
     n_dropped = len(texts) - len(keep)
     if not keep:
         raise DataError(f"{source}: no usable text (all {len(texts)} rows are empty or non-text).")
-    if n_dropped:
-        warnings.warn(f"{source}: dropped {n_dropped} row(s) with empty or non-text text"
-                      f"{' (after cleaning)' if clean else ''}.", stacklevel=3)
+    if n_dropped:  # a log record, not a warning: it is expected (bare-URL tweets) and counted in n_dropped
+        log.info("%s: dropped %d row(s) whose text is empty%s.", source, n_dropped,
+                 " after cleaning (e.g. a bare URL)" if clean else "")
     pairs = list(zip(shown, y[keep].tolist()))
     n_dup = len(pairs) - len(set(pairs))
     return Dataset(texts=shown, labels=y[keep], label_names=spec.label_names, raw_texts=raw,
