@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .compress import (CompressConfig, add_keep_argument, add_teacher_dir_argument, cached_importance,
+from .compress import (CompressConfig, add_keep_argument, cached_importance,
                        calibration_set, compression_ratio, eval_set, importance_calibration, num_parameters,
                        parse_keep, performance_drop, predict_proba_cached, quality, quantized_teacher,
                        save_state_dict, step_teacher)
@@ -306,11 +306,9 @@ def run_bench(teacher, train: Dataset, valid: Dataset, cfg: BenchConfig, mode: s
 # ---------------------------------------------------------------- the CLI step
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=None, help="torch threads while timing (default 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds at batch 32 (batch 1: ×10/3)")
     p.add_argument("--no-students", action="store_true", help="only the teacher, PTQ and pruning rows")
     add_keep_argument(p)
-    add_teacher_dir_argument(p)
 
 
 def run_step(args: argparse.Namespace) -> Path:

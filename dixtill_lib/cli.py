@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="cpu", help="cpu, cuda, or auto")
         p.add_argument("--data-dir", default=None, help="data folder (default $DIXTILL_DATA, else the hub)")
         p.add_argument("--out", default=None, help="result file (default results[/quick]/<step>.json)")
+        p.add_argument("--teacher-dir", default=None,
+                       help="use this saved teacher folder (Teacher.save) instead of the mode's default teacher")
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (on a busy shared machine 1 is often faster than 2; bench: "
+                            "threads while timing, default 1)")
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.mode = args.mode or os.environ.get("DIXTILL_MODE", "quick")
     args.seeds = args.seeds or [args.seed]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     module = importlib.import_module(STEPS[args.step][0])
     path = module.run_step(args)
     if path is not None:

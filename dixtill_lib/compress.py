@@ -30,7 +30,7 @@ from .config import cache_dir, get_mode
 from .data import Dataset, stratified_subset
 from .heads import IMPORTANCE_METHODS, head_counts, head_importance, keep_mask, pruned_teacher
 from .io import cached_arrays, hash_texts, stable_hash
-from .metrics import classification_metrics, softmax
+from .metrics import classification_metrics
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-size", type=int, default=None, help="valid tweets evaluated (default: mode's)")
     p.add_argument("--importance", default=None, help=f"comma-separated rules from {IMPORTANCE_METHODS}")
     add_keep_argument(p)
-    add_teacher_dir_argument(p)
 
 
 def add_keep_argument(p: argparse.ArgumentParser) -> None:
@@ -247,25 +246,11 @@ def parse_keep(text: str | None) -> tuple[int, ...] | None:
     return keep
 
 
-def add_teacher_dir_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teacher-dir", default=None,
-                   help="use this cached teacher folder (written by Teacher.save) instead of default_teacher(mode)")
-
-
 def step_teacher(args: argparse.Namespace, mode: str):
-    """``(teacher, train, valid)`` for a CLI step: ``--teacher-dir`` when given, else ``default_teacher``."""
-    from .teacher import Teacher, default_teacher
+    """``(teacher, train, valid)`` for a CLI step (CPU: latency and int8 are CPU measurements)."""
+    from .teacher import default_teacher
 
-    folder = getattr(args, "teacher_dir", None)
-    if not folder:
-        return default_teacher(mode, data_dir=args.data_dir, device="cpu")
-    from .data import mode_splits
-
-    teacher = Teacher.from_cache(folder, device="cpu")
-    if teacher is None:
-        raise SystemExit(f"--teacher-dir {folder}: no valid cached teacher there (expected a Teacher.save folder).")
-    train, valid = mode_splits(mode, data_dir_=args.data_dir)
-    return teacher, train, valid
+    return default_teacher(mode, data_dir=args.data_dir, device="cpu", teacher_dir=getattr(args, "teacher_dir", None))
 
 
 def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:

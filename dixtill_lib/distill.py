@@ -512,16 +512,8 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     from .teacher import default_teacher, teacher_logits
 
     mode = get_mode(mode)
-    if teacher_dir:
-        from .data import mode_splits
-        from .teacher import Teacher
-
-        teacher = Teacher.from_cache(teacher_dir, device=device)
-        if teacher is None:
-            raise SystemExit(f"--teacher-dir {teacher_dir}: no valid cached teacher there.")
-        train, valid = mode_splits(mode, data_dir_=data_dir)
-    else:
-        teacher, train, valid = default_teacher(mode, data_dir=data_dir, device=device, progress=progress)
+    teacher, train, valid = default_teacher(mode, data_dir=data_dir, device=device, progress=progress,
+                                            teacher_dir=teacher_dir)
     ig_cfg = ig_cfg or explain.IGConfig.for_mode(mode)
     tr_logits = teacher_logits(teacher, train, progress=progress)
     va_logits = teacher_logits(teacher, valid, progress=progress)
@@ -693,8 +685,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
-    p.add_argument("--teacher-dir", default=None,
-                   help="a cached teacher folder to use instead of the mode's default teacher")
     p.add_argument("--train-only", action="store_true",
                    help="only train and save ce/kd/tang students (no teacher explanations needed); evaluate later "
                         "with --resume")

@@ -24,7 +24,6 @@ result equals the one-sentence-at-a-time result up to float rounding (see
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -426,10 +425,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="valid tweets on which to measure comprehensiveness/sufficiency (0 = skip)")
     p.add_argument("--steps-study", type=int, default=32,
                    help="valid tweets on which to compare 2/4/8/16/50 IG steps (0 = skip)")
-    p.add_argument("--teacher-dir", default=None,
-                   help="explain this cached teacher folder (written by Teacher.save) instead of default_teacher(mode)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (on a busy shared machine 1 is often faster than 2)")
 
 
 def run_step(args: argparse.Namespace) -> Path:
@@ -439,21 +434,11 @@ def run_step(args: argparse.Namespace) -> Path:
     from .teacher import default_teacher
 
     mode = get_mode(args.mode)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("n_steps", getattr(args, "n_steps", None)),
                                    ("batch_size", getattr(args, "batch_size", None))) if v is not None}
     cfg = IGConfig.for_mode(mode, **overrides)
-    if getattr(args, "teacher_dir", None):
-        from .data import mode_splits
-        from .teacher import Teacher
-
-        teacher = Teacher.from_cache(args.teacher_dir, device=args.device)
-        if teacher is None:
-            raise SystemExit(f"--teacher-dir {args.teacher_dir}: no valid cached teacher there.")
-        train, valid = mode_splits(mode, data_dir_=args.data_dir)
-    else:
-        teacher, train, valid = default_teacher(mode, data_dir=args.data_dir, device=args.device)
+    teacher, train, valid = default_teacher(mode, data_dir=args.data_dir, device=args.device,
+                                            teacher_dir=getattr(args, "teacher_dir", None))
     rows: list[dict[str, Any]] = []
     for split, ds in (("train", train), ("valid", valid)):
         t0 = time.perf_counter()

@@ -263,12 +263,24 @@ def evaluate(teacher: Teacher, ds: Dataset, progress: bool = True) -> dict[str, 
     return out
 
 
+def load_teacher_dir(folder: str | Path, device: str = "cpu") -> Teacher:
+    """A teacher saved by :meth:`Teacher.save` (e.g. a cache entry); one clear error when it is not there."""
+    teacher = Teacher.from_cache(folder, device=resolve_device(device))
+    if teacher is None:
+        raise MissingModelError(f"--teacher-dir {folder}: no valid saved teacher there (expected a folder written "
+                                f"by Teacher.save, e.g. one under {cache_dir() / 'teachers'}).")
+    return teacher
+
+
 def default_teacher(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
-                    progress: bool = True) -> tuple[Teacher, Dataset, Dataset]:
+                    progress: bool = True, teacher_dir: str | Path | None = None) -> tuple[Teacher, Dataset, Dataset]:
     """The book's teacher for ``mode`` and the (train, valid) splits it goes with — one call for chapters
-    and CLI steps. Trained once, then loaded from the cache."""
+    and CLI steps. Trained once, then loaded from the cache; ``teacher_dir`` (the CLI's ``--teacher-dir``)
+    loads that saved teacher instead."""
     from .data import mode_splits
 
     cfg = TeacherConfig.for_mode(mode)
     train, valid = mode_splits(mode, data_dir_=data_dir)
+    if teacher_dir:
+        return load_teacher_dir(teacher_dir, device), train, valid
     return get_teacher(cfg, teacher_train_set(train, cfg), device=device, progress=progress), train, valid

@@ -231,7 +231,9 @@ def test_step_teacher_from_folder(tiny6, tweets, monkeypatch, tmp_path):
     args = argparse.Namespace(data_dir=None, teacher_dir=str(folder))
     teacher, train, valid = step_teacher(args, "quick")
     assert teacher.fingerprint() == tiny6.fingerprint() and len(train) == len(tweets)
-    with pytest.raises(SystemExit, match="no valid cached teacher"):
+    from dixtill_lib.teacher import MissingModelError
+
+    with pytest.raises(MissingModelError, match="no valid saved teacher"):
         step_teacher(argparse.Namespace(data_dir=None, teacher_dir=str(tmp_path / "none")), "quick")
 
 

@@ -299,5 +299,7 @@ def test_explain_step_with_a_teacher_folder(tiny, tweets, monkeypatch, tmp_path)
     assert res["provenance"]["teacher"]["fingerprint"] == tiny.fingerprint()
     assert [r["n"] for r in res["rows"]] == [8, 6]
     args.teacher_dir = str(tmp_path / "nothing")
-    with pytest.raises(SystemExit, match="no valid cached teacher"):
+    from dixtill_lib.teacher import MissingModelError
+
+    with pytest.raises(MissingModelError, match="no valid saved teacher"):
         run_step(args)

@@ -112,3 +112,14 @@ def test_quick_and_full_configs():
     assert q.train_size and q.train_size < 2000
     with pytest.raises(ValueError, match="DIXTILL_MODE"):
         T.TeacherConfig.for_mode("medium")
+
+
+def test_default_teacher_can_load_a_saved_folder(tiny, tweets, tmp_path, monkeypatch):
+    import dixtill_lib.data as data_mod
+
+    monkeypatch.setattr(data_mod, "mode_splits", lambda mode=None, data_dir_=None, **k: (tweets, tweets))
+    folder = tiny.save(tmp_path / "saved")
+    teacher, train, _ = T.default_teacher("quick", teacher_dir=folder, progress=False)
+    assert teacher.fingerprint() == tiny.fingerprint() and len(train) == 50
+    with pytest.raises(T.MissingModelError, match="--teacher-dir .*no valid saved teacher"):
+        T.default_teacher("quick", teacher_dir=tmp_path / "missing")

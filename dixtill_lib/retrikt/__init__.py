@@ -21,10 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", default=None, help="also append progress lines to this file")
     p.add_argument("--teacher-wait", type=float, default=None, metavar="MIN",
                    help="full mode: minutes to wait for the book's full tfns teacher, then use the quick one")
-    p.add_argument("--teacher-dir", default=None,
-                   help="tfns: load the teacher from this Teacher.save folder instead of default_teacher()")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (1 is much faster when other jobs share the cores)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -61,8 +57,6 @@ def run_step(args: argparse.Namespace) -> Path:
     from .store import SentenceEncoder
 
     mode, cfg = config_from_args(args)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     log_path = getattr(args, "log", None)
 
     def log(msg: str) -> None:
@@ -79,11 +73,9 @@ def run_step(args: argparse.Namespace) -> Path:
     enc = SentenceEncoder(device=args.device)
     tfns_teacher = None
     if getattr(args, "teacher_dir", None):
-        from ..teacher import Teacher
+        from ..teacher import load_teacher_dir
 
-        tfns_teacher = Teacher.from_cache(args.teacher_dir, device=args.device)
-        if tfns_teacher is None:
-            raise SystemExit(f"--teacher-dir {args.teacher_dir}: no valid cached teacher there (a Teacher.save folder).")
+        tfns_teacher = load_teacher_dir(args.teacher_dir, device=args.device)
         tfns_teacher.name = f"{tfns_teacher.name} ({Path(args.teacher_dir).name})"
     runs = []
     for task in cfg.tasks:
