@@ -36,27 +36,25 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b[:a.size]  # a longer student vector is padding: compare over the teacher's words
 
 
-def feature_agreement_at_k(a, b, k: int) -> float:
-    """|top_k(a) ∩ top_k(b)| / k for one sentence (k capped at the sentence length); NaN if empty."""
+def _shared_top_k(a, b, k: int) -> tuple[np.ndarray, np.ndarray, set[int], int]:
+    """Both vectors, the word indices in both top-k sets, and k capped at the sentence length."""
     a, b = _pair(a, b)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
     k = min(k, a.size)
-    if k == 0:
-        return float("nan")
-    return len(set(top_k(a, k).tolist()) & set(top_k(b, k).tolist())) / k
+    return a, b, set(top_k(a, k).tolist()) & set(top_k(b, k).tolist()), k
+
+
+def feature_agreement_at_k(a, b, k: int) -> float:
+    """|top_k(a) ∩ top_k(b)| / k for one sentence (k capped at the sentence length); NaN if empty."""
+    _, _, common, k = _shared_top_k(a, b, k)
+    return len(common) / k if k else float("nan")
 
 
 def sign_agreement_at_k(a, b, k: int) -> float:
     """Like :func:`feature_agreement_at_k` but a shared word counts only if both signs agree."""
-    a, b = _pair(a, b)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}.")
-    k = min(k, a.size)
-    if k == 0:
-        return float("nan")
-    common = set(top_k(a, k).tolist()) & set(top_k(b, k).tolist())
-    return sum(np.sign(a[f]) == np.sign(b[f]) for f in common) / k
+    a, b, common, k = _shared_top_k(a, b, k)
+    return sum(np.sign(a[f]) == np.sign(b[f]) for f in common) / k if k else float("nan")
 
 
 def cosine(a, b) -> float:
