@@ -6,7 +6,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dixtill_lib import compress_view as cv

@@ -8,7 +8,7 @@ import pytest
 from dixtill_lib.retrikt.experiment import METHODS, RetriKTConfig, run_task, store_diagnostics
 from dixtill_lib.retrikt.generator import PromptConfig, tiny_causal_lm
 from dixtill_lib.retrikt.ppo import PPOConfig
-from dixtill_lib.retrikt.store import KnowledgeStore, l2_normalise
+from dixtill_lib.retrikt.store import l2_normalise
 from dixtill_lib.retrikt.tiny import TinyConfig
 
 

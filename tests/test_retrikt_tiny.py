@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dixtill_lib.retrikt.experiment import _select_mixture, dev_split, RetriKTConfig
 from dixtill_lib.retrikt.tiny import TinyClassifier, TinyConfig, TinyVocab, params_budget, train_tiny

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import cache_dir, get_mode, set_seed
-from ..data import Dataset, DataError, clean_text, k_shot, k_shot_indices, load_task, mode_splits, stratified_subset
+from ..config import cache_dir, get_mode
+from ..data import Dataset, clean_text, k_shot, k_shot_indices, load_task, mode_splits, stratified_subset
 from ..io import cached_arrays, hash_texts, stable_hash
 from ..metrics import classification_metrics, softmax
 from .generator import (SMOLLM2, Context, PromptConfig, context_ids, encode_targets, init_prompt, load_generator,
