@@ -282,13 +282,9 @@ def _finish(text_scores: list[np.ndarray], enc: _Encoded, cfg: IGConfig) -> list
 
 
 def _check(texts: Sequence[str], labels, cfg: IGConfig) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("Pass a list of texts, not a single string (wrap it: [text]).")
-    texts = list(texts)
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad:
-        raise ValueError(f"{len(bad)} empty or non-string text(s), first at position {bad[0]}: {texts[bad[0]]!r}. "
-                         "Clean or drop them before explaining.")
+    from .teacher import check_texts
+
+    texts = check_texts(texts, before="explaining")
     if cfg.target == "true":
         if labels is None or len(labels) != len(texts):
             raise ValueError("IGConfig(target='true') needs `labels`, one per text.")

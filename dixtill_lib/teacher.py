@@ -137,7 +137,7 @@ class Teacher:
     @torch.inference_mode()
     def logits(self, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         """Class logits, shape (n, num_labels). Texts are sorted by length so each batch pads little."""
-        _check_texts(texts)
+        check_texts(texts)
         self.model.eval()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), self.num_labels), dtype=np.float32)
@@ -155,13 +155,16 @@ class Teacher:
         return self.logits(texts, **kw).argmax(1)
 
 
-def _check_texts(texts: list[str]) -> None:
+def check_texts(texts, before: str = "calling the teacher") -> list[str]:
+    """The texts as a list; a single string, an empty or a non-string text is one clear error."""
     if isinstance(texts, str):
         raise TypeError("Pass a list of texts, not a single string (wrap it: [text]).")
+    texts = list(texts)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
         raise ValueError(f"{len(bad)} empty or non-string text(s), first at position {bad[0]}: "
-                         f"{texts[bad[0]]!r}. Clean or drop them before calling the teacher.")
+                         f"{texts[bad[0]]!r}. Clean or drop them before {before}.")
+    return texts
 
 
 # ---------------------------------------------------------------- fine-tuning
