@@ -226,8 +226,20 @@ def _length_bucketed_batches(texts: list[str], batch_size: int, rng: np.random.G
 
 # ---------------------------------------------------------------- the cached teacher
 
+#: Bump when the meaning of an existing TeacherConfig default changes (its value is not in the key).
+TEACHER_CACHE_VERSION = 1
+
+
+def teacher_cache_key(cfg: TeacherConfig, train: Dataset) -> str:
+    """Hash of the config fields that differ from :class:`TeacherConfig`'s defaults, the texts and labels.
+    Adding a field whose default keeps the old behaviour therefore keeps every cached teacher valid."""
+    defaults = asdict(TeacherConfig())
+    changed = {k: v for k, v in asdict(cfg).items() if v != defaults[k]}
+    return stable_hash(TEACHER_CACHE_VERSION, changed, hash_texts(train.texts), train.labels.tolist())
+
+
 def teacher_cache_dir(cfg: TeacherConfig, train: Dataset) -> Path:
-    return cache_dir() / "teachers" / stable_hash(asdict(cfg), hash_texts(train.texts), train.labels.tolist())
+    return cache_dir() / "teachers" / teacher_cache_key(cfg, train)
 
 
 def get_teacher(cfg: TeacherConfig, train: Dataset, device: str = "cpu", progress: bool = True) -> Teacher:

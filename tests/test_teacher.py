@@ -123,3 +123,15 @@ def test_default_teacher_can_load_a_saved_folder(tiny, tweets, tmp_path, monkeyp
     assert teacher.fingerprint() == tiny.fingerprint() and len(train) == 50
     with pytest.raises(T.MissingModelError, match="--teacher-dir .*no valid saved teacher"):
         T.default_teacher("quick", teacher_dir=tmp_path / "missing")
+
+
+def test_cache_key_depends_only_on_non_default_fields(tweets):
+    from dixtill_lib.teacher import TeacherConfig, teacher_cache_key
+
+    ds = tweets
+    full = TeacherConfig()
+    assert teacher_cache_key(full, ds) == teacher_cache_key(TeacherConfig(epochs=3), ds)  # a default, spelled out
+    assert teacher_cache_key(full, ds) != teacher_cache_key(TeacherConfig(epochs=2), ds)
+    assert teacher_cache_key(full, ds) != teacher_cache_key(full, ds.select(np.arange(len(ds) - 1)))
+    quick = TeacherConfig.for_mode("quick")
+    assert teacher_cache_key(quick, ds) != teacher_cache_key(full, ds)
