@@ -47,3 +47,25 @@ def test_errors_blank_figures_empty_figures_and_widgets_are_caught(tmp_path):
     assert "did not render" in text
     assert figures == 1
     assert notes and "stderr" in notes[0]
+
+
+def test_raw_latex_is_caught_and_rendered_math_passes(tmp_path):
+    raw = '<p><span class="math notranslate nohighlight">\\(L = 0.1\\,L_{CE}\\)</span></p>'
+    rendered = ('<p><span class="math notranslate nohighlight"><span class="MathJax_Preview"></span>'
+                '<span class="MathJax" id="MathJax-Element-1-Frame">L</span>'
+                '<script type="math/tex">L = 0.1\\,L_{CE}</script></span></p>')
+    problems, _, _ = check_dom(f"<html><body><main><article>{raw}</article></main></body></html>", tmp_path / "p.html")
+    assert len(problems) == 1 and "raw LaTeX" in problems[0] and "L_{CE}" in problems[0]
+    problems, _, _ = check_dom(f"<html><body><main><article>{rendered}</article></main></body></html>",
+                               tmp_path / "p.html")
+    assert problems == []
+
+
+def test_offline_mathjax_is_packaged_and_configured_for_myst():
+    from dixtill_lib import offline_math
+
+    source = offline_math.mathjax_source()
+    assert source is not None and (source / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file(), \
+        "jupyter-server-mathjax missing: run bash .ci/install"
+    cfg = offline_math.mathjax2_config("math|output_area")["tex2jax"]
+    assert cfg["processClass"] == "math|output_area" and ["$", "$"] not in cfg["inlineMath"]

