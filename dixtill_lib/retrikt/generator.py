@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,9 @@ def make_peft_prompt(model, prompt: torch.Tensor):
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
     cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=prompt.shape[0])
-    peft_model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():   # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, cfg)
     with torch.no_grad():
         peft_model.prompt_encoder["default"].embedding.weight.copy_(prompt)
     return peft_model
