@@ -178,13 +178,15 @@ class Notice:
         return f"[{self.kind}] {self.title}: {self.body}"
 
 
-def missing_notice(name: str, mode: str = "full") -> Notice:
-    """The admonition shown when ``results/<name>.json`` has not been committed yet."""
+def missing_notice(name: str, mode: str = "full", command: str | None = None) -> Notice:
+    """The admonition shown when ``results/<name>.json`` has not been committed yet; ``command`` is what
+    writes it (default: the CLI step of that name)."""
     stems = RESULT_FILES.get(name, (name,))
     step = {"distillation": "distill", "compression": "bench", "pruning": "compress"}.get(name, stems[0])
+    command = command or f"python -m dixtill_lib {step} --{mode}"
     return Notice("Full-scale results not yet committed",
                   f"<code>results/{stems[0]}.json</code> does not exist yet, so this section shows nothing. "
-                  f"Create it with <code>python -m dixtill_lib {step} --{mode}</code> and commit the file.",
+                  f"Create it with <code>{html.escape(command)}</code> and commit the file.",
                   kind="warning")
 
 

@@ -138,3 +138,21 @@ def test_changed_results_drop_cached_executions_of_chapters_that_read_them(tmp_p
     assert B.invalidate_result_readers(build, root, results) == ["reads"]       # new file: the reader re-executes
     assert [Path(r.uri).stem for r in cache.list_cache_records()] == ["plain"]
     assert B.invalidate_result_readers(build, root, results) == []
+
+
+def test_book_timing_writes_a_results_file_with_chapter_rows_and_totals(tmp_path):
+    from dixtill_lib.benchmarks import book_timing as BT
+    from dixtill_lib.results import load_results
+
+    rows = [{"method": "02_data_and_teacher", "seconds": 63.0, "status": "executed"},
+            {"method": "04_distillation", "seconds": 86.1, "status": "executed"}]
+    warm = {r["method"]: {**r, "status": "cached"} for r in rows}
+    cold_build = B.BuildResult(0, 290.2, "", tmp_path, [])
+    warm_build = B.BuildResult(0, 3.0, "", tmp_path, [])
+    out = tmp_path / "book_timing.json"
+    BT.write_timings(str(out), "quick", rows, warm, cold_build, warm_build, (0.5, 0.4, 0.3))
+    res = load_results(out)
+    by = {r["method"]: r for r in res["rows"]}
+    assert by["04_distillation"]["target_seconds"] == 90.0 and by["04_distillation"]["cached_status"] == "cached"
+    assert by["cold build"]["seconds"] == 290.2 and by["cold build"]["target_seconds"] == 600.0
+    assert by["cached rebuild"]["seconds"] == 3.0 and res["provenance"]["load_average_before"] == [0.5, 0.4, 0.3]
