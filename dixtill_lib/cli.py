@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=None, help="result file (default results[/quick]/<step>.json)")
         p.add_argument("--teacher-dir", default=None,
                        help="use this saved teacher folder (Teacher.save) instead of the mode's default teacher")
+        p.add_argument("--note", default=None,
+                       help="free text recorded as provenance['note'] in the result file (how/why this run was made)")
         p.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (on a busy shared machine 1 is often faster than 2; bench: "
                             "threads while timing, default 1)")
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.mode = args.mode or os.environ.get("DIXTILL_MODE", "quick")
     args.seeds = args.seeds or [args.seed]
+    if args.note:
+        from . import results
+
+        results.RUN_NOTE = args.note
     if args.threads:
         import torch
 

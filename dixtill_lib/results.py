@@ -53,6 +53,8 @@ def hardware() -> dict[str, Any]:
 #: The commit the running code came from, read once when the process starts (a long run may end after
 #: other commits landed; the result must name the code that produced it).
 COMMIT_AT_START = git_commit()
+#: a free-text note on how this run was executed (the CLI's ``--note``), copied into every provenance
+RUN_NOTE: str | None = None
 
 
 def provenance(mode: str | None, seeds: list[int], config: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -62,6 +64,8 @@ def provenance(mode: str | None, seeds: list[int], config: dict[str, Any], **ext
     now = git_commit()
     if now != COMMIT_AT_START:
         extra = {"git_commit_at_write": now, **extra}
+    if RUN_NOTE:
+        extra = {"note": RUN_NOTE, **extra}
     return {"git_commit": COMMIT_AT_START, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware(), "torch": torch.__version__, "transformers": transformers.__version__,
             "mode": get_mode(mode), "seeds": list(seeds), "config": config, **extra}

@@ -30,8 +30,12 @@ def test_teacher_step_writes_a_valid_result_file(tmp_path, tweets, monkeypatch):
     monkeypatch.setattr(teacher.Teacher, "load", classmethod(lambda cls, *a, **k: tiny_teacher(tweets.texts)))
     monkeypatch.setattr(teacher_step, "mode_splits", lambda *a, **k: (tweets, tweets.select(range(20))))
     out = tmp_path / "teacher.json"
-    assert cli.main(["teacher", "--quick", "--epochs", "1", "--out", str(out)]) == 0
+    from dixtill_lib import results
+
+    monkeypatch.setattr(results, "RUN_NOTE", None)
+    assert cli.main(["teacher", "--quick", "--epochs", "1", "--out", str(out), "--note", "staged run"]) == 0
     obj = json.loads(out.read_text())
+    assert obj["provenance"]["note"] == "staged run"
     (row,) = obj["rows"]
     assert row["method"] == "teacher" and row["n_eval"] == 20 and 0 <= row["macro_f1"] <= 1
     assert obj["provenance"]["config"]["epochs"] == 1 and obj["provenance"]["mode"] == "quick"
