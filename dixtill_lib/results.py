@@ -114,8 +114,10 @@ def merge_results(old: dict[str, Any], new: dict[str, Any], key_fields: Sequence
     """``new`` merged into ``old``: a row of ``new`` replaces the ``old`` row with the same :func:`row_key`
     (no duplicates), other rows are kept in order; one provenance (``new``'s) with the union of the seeds and
     ``merged_runs`` listing the commit, date, seeds and hardware of every run that contributed."""
-    new_keys = {row_key(r, key_fields) for r in new["rows"]}
-    rows = [r for r in old["rows"] if row_key(r, key_fields) not in new_keys] + list(new["rows"])
+    fresh = {row_key(r, key_fields): r for r in new["rows"]}
+    old_keys = {row_key(r, key_fields) for r in old["rows"]}
+    rows = [fresh.get(row_key(r, key_fields), r) for r in old["rows"]]  # replaced in place
+    rows += [r for k, r in fresh.items() if k not in old_keys]
     po, pn = old["provenance"], new["provenance"]
     seeds = sorted({s for s in list(po.get("seeds") or []) + list(pn.get("seeds") or []) if s is not None},
                    key=lambda s: (str(type(s)), s))
