@@ -718,6 +718,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
     p.add_argument("--max-len", type=int, default=None, help="student sequence length (default 40; authors 150)")
     p.add_argument("--momentum", type=float, default=None, help="SGD momentum (code 0.99, paper 0.9)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch size (authors 32; split over the processes of an accelerate launch)")
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (authors 0.01)")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -745,7 +748,9 @@ def run_step(args: argparse.Namespace) -> Path:
     seeds = list(args.seeds)
     sweep_seeds = _int_list(args.sweep_seeds) or seeds[:1]
     temps = _int_list(args.temperatures)
-    over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum)) if v is not None}
+    over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum),
+                              ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)))
+            if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
     cfg = DistillConfig.for_mode(mode, **over)
