@@ -1,11 +1,29 @@
-"""RetriKT on 2 processes (gloo, CPU): class prompts (SFT and PPO) are sharded one class per process and come
-out identical to the one-process prompts; knowledge-store generation is sharded by rank and the main process
-builds the one store every process then uses."""
+"""Training steps on 2 processes (gloo, CPU). Teacher fine-tuning trains data-parallel and matches one process;
+RetriKT's class prompts (SFT and PPO) are sharded one class per process and come out identical to the
+one-process prompts; knowledge-store generation is sharded by rank and the main process builds the one store
+every process then uses."""
 from __future__ import annotations
 
 import numpy as np
 
-from test_parallel import _launch
+from dixtill_lib.results import load_results
+from test_parallel import _launch, tiny_teacher_dir  # noqa: F401 - fixture
+
+
+def test_teacher_fine_tune_on_two_processes_matches_one(tmp_path, tiny_teacher_dir):  # noqa: F811
+    """`teacher --quick --source <tiny BERT>`: fine-tuning (1,200 tweets, 2 epochs) under DDP with split batches,
+    then sharded logits for the evaluation; one teacher saved, metrics and epoch losses as on one process."""
+    step = ["-m", "dixtill_lib", "teacher", "--quick", "--source", str(tiny_teacher_dir), "--epochs", "2"]
+    two = _launch(2, [*step, "--out", str(tmp_path / "two.json")], tmp_path / "cache2")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = _launch(1, [*step, "--out", str(tmp_path / "one.json")], tmp_path / "cache1")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert len(list((tmp_path / "cache2" / "teachers").iterdir())) == 1
+    r2, r1 = (load_results(tmp_path / f"{n}.json")["rows"][0] for n in ("two", "one"))
+    for key in ("accuracy", "macro_f1", "macro_auc"):
+        assert abs(r1[key] - r2[key]) <= 0.02, (key, r1[key], r2[key])
+    for h1, h2 in zip(r1["history"], r2["history"], strict=True):
+        assert abs(h1["loss"] - h2["loss"]) < 0.01
 
 SCRIPT = r'''
 import sys
