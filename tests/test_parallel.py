@@ -6,19 +6,17 @@ without a GPU :mod:`dixtill_lib.parallel` makes Accelerate form a CPU/gloo group
 launches multi-CPU jobs only through ``mpirun``), so the tests use the torch-elastic launcher."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from dixtill_lib import parallel
 from dixtill_lib.results import ResultsError, load_results, merge_results, merging, write_results
+from parallel_helpers import launch, save_tiny_teacher
 
-REPO = Path(__file__).resolve().parent.parent
+
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory, data_dir):
+    return save_tiny_teacher(tmp_path_factory, data_dir)
 
 
 # ---------------------------------------------------------------- shard arithmetic
@@ -124,36 +122,7 @@ def test_merge_keys_rows_by_identifying_fields():
     assert [(r["task"], r["a"]) for r in rows] == [("tfns", 3), ("sst2", 2)]  # replaced in place
 
 
-# ---------------------------------------------------------------- real multi-process launches (gloo on CPU)
-
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), DIXTILL_CACHE=str(cache), HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error")
-    env.pop("WORLD_SIZE", None)
-    env.pop("RANK", None)
-    return env
-
-
-def _launch(n: int, args: list[str], cache: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    if n == 1:
-        cmd = [sys.executable, *args]
-    else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(29500 + os.getpid() % 1000), *args]
-    return subprocess.run(cmd, cwd=REPO, env=_env(cache), capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher_dir(tmp_path_factory, data_dir):
-    from dixtill_lib.data import mode_splits
-    from dixtill_lib.tiny import tiny_teacher
-
-    train, _ = mode_splits("quick", data_dir_=str(data_dir))
-    where = tmp_path_factory.mktemp("teacher") / "tiny"
-    tiny_teacher(train.texts[:200]).save(where)
-    return where
-
+# ---------------------------------------------------------------- a real 2-process launch (gloo on CPU)
 
 def test_two_processes_train_evaluate_and_match_one_process(tmp_path, tiny_teacher_dir):
     """Quick-mode distillation with a tiny teacher on 2 gloo processes writes one result file whose metrics match
@@ -162,10 +131,10 @@ def test_two_processes_train_evaluate_and_match_one_process(tmp_path, tiny_teach
     step = ["-m", "dixtill_lib", "distill", "--quick", "--teacher-dir", str(tiny_teacher_dir), "--methods",
             "kd,dixtill", "--temperatures", "", "--no-ablation", "--no-save", "--epochs", "2"]
     cache = tmp_path / "cache"
-    two = _launch(2, [*step, "--out", str(tmp_path / "two.json")], cache)
+    two = launch(2, [*step, "--out", str(tmp_path / "two.json")], cache)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("wrote ") == 1  # one process reports (and writes) the result
-    one = _launch(1, [*step, "--out", str(tmp_path / "one.json")], cache)
+    one = launch(1, [*step, "--out", str(tmp_path / "one.json")], cache)
     assert one.returncode == 0, one.stderr[-3000:]
     assert (cache / "logits-parts").is_dir()  # the 2-process run sharded the teacher logits
     r2, r1 = (load_results(tmp_path / f"{n}.json")["rows"] for n in ("two", "one"))
@@ -175,63 +144,3 @@ def test_two_processes_train_evaluate_and_match_one_process(tmp_path, tiny_teach
             assert abs(a[key] - b[key]) <= 0.02, (a["method"], key, a[key], b[key])
         assert len(a["history"]) == len(b["history"]) == 2
         assert abs(a["history"][-1]["train_total"] - b["history"][-1]["train_total"]) < 0.02
-
-
-KILL_SCRIPT = r"""
-import os, sys
-import numpy as np
-from dixtill_lib import explain, parallel
-from dixtill_lib.data import mode_splits
-from dixtill_lib.teacher import Teacher
-
-explain.PART_SIZE = 100
-teacher = Teacher.from_cache(sys.argv[1])
-train, _ = mode_splits("quick")
-ds = train.select(np.arange(600))
-calls = []
-real = explain.attribute
-def attribute(*a, **k):
-    if sys.argv[2] == "kill" and parallel.rank() == 1 and len(calls) == 1:
-        os._exit(3)  # the job dies half-way: rank 1 after one of its three parts
-    calls.append(1)
-    return real(*a, **k)
-explain.attribute = attribute
-att = explain.explain_dataset(teacher, ds, explain.IGConfig(n_steps=2), progress=False)
-print(f"rank {parallel.rank()} computed {len(calls)} parts", flush=True)
-"""
-
-
-def test_killed_sharded_attribution_job_resumes_to_the_same_cache(tmp_path, tiny_teacher_dir, monkeypatch):
-    from dixtill_lib import explain
-    from dixtill_lib.data import mode_splits
-    from dixtill_lib.io import load_arrays
-    from dixtill_lib.teacher import Teacher
-
-    script = tmp_path / "ig_job.py"
-    script.write_text(KILL_SCRIPT)
-    cache = tmp_path / "cache"
-    killed = _launch(2, [str(script), str(tiny_teacher_dir), "kill"], cache)
-    assert killed.returncode != 0
-    written = sorted((cache / "attributions-parts").glob("*.npz"))
-    assert 1 <= len(written) < 6  # some parts survived, the merged entry was never written
-    assert not (cache / "attributions").exists() or not list((cache / "attributions").glob("*.npz"))
-    resumed = _launch(2, [str(script), str(tiny_teacher_dir), "run"], cache)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    done = sum(int(line.split()[3]) for line in resumed.stdout.splitlines() if line.startswith("rank "))
-    assert done == 6 - len(written)  # the rerun computed only the missing parts
-
-    # the same data set, uninterrupted, in this (single) process with its own cache
-    monkeypatch.setenv("DIXTILL_CACHE", str(tmp_path / "single"))
-    monkeypatch.setattr(explain, "PART_SIZE", 100)
-    teacher = Teacher.from_cache(tiny_teacher_dir)
-    train, _ = mode_splits("quick")
-    ds = train.select(np.arange(600))
-    cfg = explain.IGConfig(n_steps=2)
-    explain.explain_dataset(teacher, ds, cfg, progress=False)
-    key = explain.attribution_key(teacher, ds, cfg)
-    want = load_arrays("attributions", key)
-    got = load_arrays("attributions", key, root=cache)
-    assert got is not None and want is not None
-    for name in ("flat", "offsets", "deltas", "targets"):
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    assert json.dumps(sorted(got)) == json.dumps(sorted(want))

@@ -5,18 +5,24 @@ every process then uses."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dixtill_lib.results import load_results
-from test_parallel import _launch, tiny_teacher_dir  # noqa: F401 - fixture
+from parallel_helpers import launch, save_tiny_teacher
 
 
-def test_teacher_fine_tune_on_two_processes_matches_one(tmp_path, tiny_teacher_dir):  # noqa: F811
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory, data_dir):
+    return save_tiny_teacher(tmp_path_factory, data_dir)
+
+
+def test_teacher_fine_tune_on_two_processes_matches_one(tmp_path, tiny_teacher_dir):
     """`teacher --quick --source <tiny BERT>`: fine-tuning (1,200 tweets, 2 epochs) under DDP with split batches,
     then sharded logits for the evaluation; one teacher saved, metrics and epoch losses as on one process."""
     step = ["-m", "dixtill_lib", "teacher", "--quick", "--source", str(tiny_teacher_dir), "--epochs", "2"]
-    two = _launch(2, [*step, "--out", str(tmp_path / "two.json")], tmp_path / "cache2")
+    two = launch(2, [*step, "--out", str(tmp_path / "two.json")], tmp_path / "cache2")
     assert two.returncode == 0, two.stderr[-3000:]
-    one = _launch(1, [*step, "--out", str(tmp_path / "one.json")], tmp_path / "cache1")
+    one = launch(1, [*step, "--out", str(tmp_path / "one.json")], tmp_path / "cache1")
     assert one.returncode == 0, one.stderr[-3000:]
     assert len(list((tmp_path / "cache2" / "teachers").iterdir())) == 1
     r2, r1 = (load_results(tmp_path / f"{n}.json")["rows"][0] for n in ("two", "one"))
@@ -68,9 +74,9 @@ np.savez(f"{sys.argv[1]}-rank{parallel.rank()}.npz", sft=run.prompts["sft"].nump
 def test_two_processes_shard_prompts_and_store_generation(tmp_path):
     script = tmp_path / "retrikt_job.py"
     script.write_text(SCRIPT)
-    two = _launch(2, [str(script), str(tmp_path / "two")], tmp_path / "cache2")
+    two = launch(2, [str(script), str(tmp_path / "two")], tmp_path / "cache2")
     assert two.returncode == 0, two.stderr[-3000:]
-    one = _launch(1, [str(script), str(tmp_path / "one")], tmp_path / "cache1")
+    one = launch(1, [str(script), str(tmp_path / "one")], tmp_path / "cache1")
     assert one.returncode == 0, one.stderr[-3000:]
     r0, r1, single = (np.load(tmp_path / f) for f in ("two-rank0.npz", "two-rank1.npz", "one-rank0.npz"))
     # one class per process, same seeds: the prompts equal the one-process prompts
