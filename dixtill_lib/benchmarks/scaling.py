@@ -167,12 +167,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{step:18s} batch {b:4d}  {n} process(es) x {t} thread(s): {sps:8.1f} samples/s  "
               f"speed-up {row['speedup_vs_1_process']:.2f}x  (load {row['load_before'][0]:.2f} -> "
               f"{row['load_after'][0]:.2f})", flush=True)
-    out = write_results("scaling", rows, mode="full", seeds=[29], path=args.out or REPO_ROOT / "results" / "scaling.json",
-                        config={"epochs": args.epochs, "teacher_steps": args.teacher_steps, "repeats": args.repeats,
-                                "launcher": "accelerate launch --multi_gpu --num_processes N (torch elastic; gloo "
-                                            "on CPU)"},
-                        merge=True, key_fields=KEY_FIELDS,
-                        note="CPU rows: a shared 2-core machine; other jobs were paused while timing (see load).")
+        out = write_results(  # after every row (merged), so an interrupted benchmark keeps what it measured
+            "scaling", rows, mode="full", seeds=[29], path=args.out or REPO_ROOT / "results" / "scaling.json",
+            config={"epochs": args.epochs, "teacher_steps": args.teacher_steps, "repeats": args.repeats,
+                    "launcher": "accelerate launch --multi_gpu --num_processes N (torch elastic; gloo on CPU)"},
+            merge=True, key_fields=KEY_FIELDS,
+            note="CPU rows: a shared 2-core machine; the other long jobs were paused (SIGSTOP) while timing, "
+                 "see load_before/load_after per row.")
     print(f"wrote {out}")
 
 
