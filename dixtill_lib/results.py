@@ -131,11 +131,11 @@ def merge_results(old: dict[str, Any], new: dict[str, Any], key_fields: Sequence
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``<path>.lock`` (separate jobs merging into one file take turns)."""
+    """An exclusive lock on ``.<name>.lock`` next to ``path`` (separate jobs merging into one file take turns)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as f:
+    with open(path.with_name(f".{path.name}.lock"), "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
