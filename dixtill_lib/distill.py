@@ -313,7 +313,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             perm = torch.from_numpy(rng.permutation(n_fit))
             return [perm[s:s + cfg.batch_size] for s in range(0, n_fit, cfg.batch_size)]
 
-        order = parallel.EpochBatches(epoch_batches, cfg.batch_size, steps)
+        batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))
         history: list[dict[str, float]] = []
         best, best_state, best_epoch = float("inf"), None, 0
         bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
@@ -322,7 +322,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             te = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
-            for b in run.batches(fit, order):  # N processes: this process's slice of each global batch
+            for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
                 with run.autocast():
                     z, sig = model(b["ids"], b["mask"])
                     total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])

@@ -130,11 +130,11 @@ class Runner:
         return self.accelerator.autocast() if self.active else contextlib.nullcontext()
 
     def batches(self, tensors: dict[str, Any], batch_indices: "EpochBatches") -> Iterable[dict[str, Any]]:
-        """The epoch's batches as dicts of tensors. Inactive: ``{k: v[idx]}`` for each index array, in order.
-        Active: an accelerate-prepared ``DataLoader`` that gives each process its slice of every global batch
-        (moved to its device)."""
+        """An iterable to loop over once per epoch; each pass draws the epoch's batches and yields them as dicts of
+        tensors. Inactive: ``{k: v[idx]}`` for each index array, in order. Active: an accelerate-prepared
+        ``DataLoader`` that gives each process its slice of every global batch (moved to its device)."""
         if not self.active:
-            return ({k: v[idx] for k, v in tensors.items()} for idx in batch_indices.epoch())
+            return _PlainBatches(tensors, batch_indices)
         from torch.utils.data import DataLoader
 
         if batch_indices.batch_size % self.world_size:
@@ -191,6 +191,20 @@ class EpochBatches:
 
     def epoch(self) -> list:
         return self.make()
+
+
+class _PlainBatches:
+    """One process: ``{k: v[idx]}`` for the index arrays of a fresh epoch, each time it is iterated."""
+
+    def __init__(self, tensors: dict[str, Any], batches: EpochBatches):
+        self.tensors, self.batches = tensors, batches
+
+    def __len__(self) -> int:
+        return self.batches.n_batches
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for idx in self.batches.epoch():
+            yield {k: v[idx] for k, v in self.tensors.items()}
 
 
 class _Sampler:

@@ -196,13 +196,14 @@ def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bo
     if cfg.class_weighted:
         counts = torch.bincount(labels, minlength=train.num_labels).clamp(min=1).float()
         weight = (len(labels) / (train.num_labels * counts)).to(teacher.device)
-    order = parallel.EpochBatches(lambda: _length_bucketed_batches(train.texts, cfg.batch_size, rng),
-                                  cfg.batch_size, _n_bucketed_batches(len(train), cfg.batch_size))
+    batches = run.batches({"idx": torch.arange(len(train))},
+                          parallel.EpochBatches(lambda: _length_bucketed_batches(train.texts, cfg.batch_size, rng),
+                                                cfg.batch_size, _n_bucketed_batches(len(train), cfg.batch_size)))
     history = []
     bar = tqdm(total=total, desc=f"fine-tune {teacher.name}", disable=not (progress and run.is_main))
     for epoch in range(cfg.epochs):
         t0, losses = time.perf_counter(), []
-        for batch in run.batches({"idx": torch.arange(len(train))}, order):
+        for batch in batches:  # a fresh length-bucketed shuffle each epoch
             idx = batch["idx"].cpu().numpy()
             enc = teacher.encode([train.texts[i] for i in idx]).to(teacher.device)
             with run.autocast():

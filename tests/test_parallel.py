@@ -48,8 +48,9 @@ def test_single_process_runner_is_plain_pytorch():
     model = torch.nn.Linear(2, 1)
     assert run.prepare(model) is model
     batches = parallel.EpochBatches(lambda: [np.array([2, 0]), np.array([1])], 2, 2)
-    got = [b["x"].tolist() for b in run.batches({"x": torch.tensor([10, 11, 12])}, batches)]
-    assert got == [[12, 10], [11]]
+    loader = run.batches({"x": torch.tensor([10, 11, 12])}, batches)
+    assert [b["x"].tolist() for b in loader] == [[12, 10], [11]] and len(loader) == 2
+    assert [b["x"].tolist() for b in loader] == [[12, 10], [11]]  # iterable once per epoch
     assert run.map_rows(lambda xs: [x * 2 for x in xs], [1, 2, 3]) == [2, 4, 6]
     assert run.sum_over_processes({"a": 1.5}) == {"a": 1.5}
 
