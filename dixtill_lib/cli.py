@@ -1,5 +1,8 @@
 """``python -m dixtill_lib <step> [--quick|--full] [--seed N] [--device cpu|cuda]``.
 
+The same command runs on N processes with ``accelerate launch [--cpu] --num_processes N -m dixtill_lib <step>``
+(see :mod:`dixtill_lib.parallel`).
+
 Every step lives in its own module as ``run_step(args) -> pathlib.Path`` (the result file it wrote) and
 may add options with ``add_arguments(parser)``. Full runs write ``results/<step>.json``; quick runs
 write ``results/quick/<step>.json``."""
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use this saved teacher folder (Teacher.save) instead of the mode's default teacher")
         p.add_argument("--note", default=None,
                        help="free text recorded as provenance['note'] in the result file (how/why this run was made)")
+        p.add_argument("--merge", action="store_true",
+                       help="merge the rows into the existing result file (same method/seed/... rows are replaced): "
+                            "for seeds run as separate jobs, e.g. a Slurm array")
         p.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (on a busy shared machine 1 is often faster than 2; bench: "
                             "threads while timing, default 1)")
@@ -79,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from . import parallel
+    from .results import merging
+
+    args.device = parallel.launch_device(args.device)  # N GPUs: each process its own cuda:<local rank>
+    if not parallel.is_main_process():  # N processes: one progress log (errors still go to stderr)
+        sys.stdout = open(os.devnull, "w")
     module = importlib.import_module(STEPS[args.step][0])
-    path = module.run_step(args)
-    if path is not None:
+    with merging(args.merge):
+        path = module.run_step(args)
+    if path is not None and parallel.is_main_process():
         print(f"wrote {path}")
     return 0

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import parallel
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
 from .student import (BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
@@ -240,19 +241,26 @@ def _check_inputs(texts, labels, teacher_logits, teacher_expl) -> None:
 
 
 @torch.no_grad()
-def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: int = 256) -> dict[str, float]:
+def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: int = 256,
+                   run: "parallel.Runner | None" = None) -> dict[str, float]:
+    """Size-weighted mean loss parts and accuracy on ``data``; with an active runner each process evaluates its
+    contiguous slice and the sums are added up over processes (every process gets the same numbers)."""
     model.eval()
     n = len(data["y"])
+    lo, hi = (0, n) if run is None or not run.active else parallel.shard_range(n, run.rank, run.world_size)
     sums: dict[str, float] = {}
     correct = 0
-    for s in range(0, n, batch_size):
-        b = {k: v[s:s + batch_size] for k, v in data.items()}
+    for s in range(lo, hi, batch_size):
+        b = {k: v[s:min(s + batch_size, hi)] for k, v in data.items()}
         z, sig = model(b["ids"], b["mask"])
         total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])
         m = len(b["y"])
         for k, v in {"total": total, **parts, **_monitors(z, sig, b)}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * m
         correct += int((z.argmax(1) == b["y"]).sum())
+    if run is not None and run.active:
+        sums = run.sum_over_processes({**sums, "_correct": correct})
+        correct = int(round(sums.pop("_correct")))
     out = {k: v / n for k, v in sums.items()}
     out["accuracy"] = correct / n
     return out
@@ -290,46 +298,57 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     if student_cfg.embeddings == "random":
         embeddings = None
     t0 = time.perf_counter()
+    run = parallel.runner()  # inactive in one process: plain PyTorch, bit-identical to the one-process loop
     with _torch_threads(cfg.threads):
         model, info = build_student(vocab, student_cfg, seed=seed, embeddings=embeddings)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        net = model                           # the plain module (state dicts, evaluation)
+        model, opt = run.prepare(model, opt)  # N processes: DDP model on this process's device
+        if run.active:
+            val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
         steps = -(-n_fit // cfg.batch_size)
+
+        def epoch_batches() -> list[torch.Tensor]:
+            perm = torch.from_numpy(rng.permutation(n_fit))
+            return [perm[s:s + cfg.batch_size] for s in range(0, n_fit, cfg.batch_size)]
+
+        batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))
         history: list[dict[str, float]] = []
         best, best_state, best_epoch = float("inf"), None, 0
-        bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not progress, leave=False,
-                   mininterval=2.0)
+        bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
+                   leave=False, mininterval=2.0)
         for epoch in range(1, cfg.epochs + 1):
             te = time.perf_counter()
             model.train()
-            perm = torch.from_numpy(rng.permutation(n_fit))
             sums: dict[str, float] = {}
-            for s in range(0, n_fit, cfg.batch_size):
-                idx = perm[s:s + cfg.batch_size]
-                b = {k: v[idx] for k, v in fit.items()}
-                z, sig = model(b["ids"], b["mask"])
-                total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])
+            for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
+                with run.autocast():
+                    z, sig = model(b["ids"], b["mask"])
+                    total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])
                 opt.zero_grad(set_to_none=True)
-                total.backward()
+                run.backward(total)
                 opt.step()
                 for k, v in {"total": total, **parts}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b["y"])
                 bar.update(1)
+            sums = run.sum_over_processes(sums)
             if not np.isfinite(sums["total"]):
                 raise FloatingPointError(f"{method} seed {seed}: the loss became {sums['total']} in epoch {epoch}; "
                                          f"lower the learning rate (DistillConfig(lr=...)) or the momentum.")
             rec: dict[str, float] = {"epoch": epoch}
             rec.update({f"train_{k}": v / n_fit for k, v in sums.items()})
-            rec.update({f"val_{k}": v for k, v in _evaluate_loss(model, loss_fn, val).items()})
+            rec.update({f"val_{k}": v for k, v in _evaluate_loss(net, loss_fn, val, run=run).items()})
             rec["seconds"] = time.perf_counter() - te
             history.append(rec)
             bar.set_postfix(epoch=epoch, val=f"{rec['val_total']:.3f}", acc=f"{rec['val_accuracy']:.3f}")
             if rec["val_total"] < best:
                 best, best_epoch = rec["val_total"], epoch
-                best_state = copy.deepcopy(model.state_dict()) if cfg.restore_best else None
+                best_state = copy.deepcopy(net.state_dict()) if cfg.restore_best else None
         bar.close()
         if cfg.restore_best and best_state is not None:
-            model.load_state_dict(best_state)
+            net.load_state_dict(best_state)
+    model = net.to("cpu").eval() if run.active else net
     model.eval()
     info.update(n_fit=n_fit, n_holdout=len(val_ds),
                 n_truncated=int(sum(len(t.split()) > student_cfg.max_len for t in texts)))
@@ -418,12 +437,27 @@ def _flatten_agreement(table: Any, ks: Sequence[int]) -> dict[str, float]:
 
 
 def faithfulness_metrics(proba_fn: Callable[[list[str]], np.ndarray], texts: Sequence[str],
-                         scores: Sequence[np.ndarray]) -> dict[str, float]:
-    """ERASER comprehensiveness and sufficiency (AOPC) of word scores, via :mod:`dixtill_lib.faithfulness`."""
-    from .faithfulness import aopc
+                         scores: Sequence[np.ndarray], run: "parallel.Runner | None" = None) -> dict[str, float]:
+    """ERASER comprehensiveness and sufficiency (AOPC) of word scores, via :mod:`dixtill_lib.faithfulness`.
+    With an active runner the per-text erasure scores are computed on slices and gathered (same means)."""
+    import warnings
 
-    res = aopc(proba_fn, list(texts), list(scores))
-    return {"comprehensiveness": float(res["comprehensiveness"]), "sufficiency": float(res["sufficiency"])}
+    from .faithfulness import aopc, erasure_scores
+
+    if run is None or not run.active:
+        res = aopc(proba_fn, list(texts), list(scores))
+        return {"comprehensiveness": float(res["comprehensiveness"]), "sufficiency": float(res["sufficiency"])}
+    texts, scores = list(texts), list(scores)
+
+    def rows(ix: list[int]) -> list[np.ndarray]:
+        comp, suff, _ = erasure_scores(proba_fn, [texts[i] for i in ix], [scores[i] for i in ix])
+        return list(np.concatenate([comp, suff], axis=1))
+
+    both = np.asarray(run.map_rows(rows, range(len(texts))))
+    half = both.shape[1] // 2
+    with warnings.catch_warnings():  # same NaN handling as faithfulness.aopc
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {"comprehensiveness": float(np.nanmean(both[:, :half])), "sufficiency": float(np.nanmean(both[:, half:]))}
 
 
 def evaluate_student(trained: TrainedStudent, valid: Dataset, teacher_valid_expl: Sequence[np.ndarray],
@@ -451,7 +485,8 @@ def _evaluate_student(trained, valid, teacher_valid_expl, cfg, explanations, pro
     if explanations is None:
         explanations = ("attention",) if base == "dixtill" else ("attention", "ig")
     t0 = time.perf_counter()
-    proba = predict_proba(model, vocab, valid.texts)
+    run = parallel.runner()  # N processes: each evaluates a slice of the texts, gathered in order
+    proba = np.asarray(run.map_rows(lambda t: predict_proba(model, vocab, t), valid.texts))
     row: dict[str, Any] = classification_metrics(valid.labels, proba, valid.num_labels)
     primary = "attention" if base == "dixtill" or "ig" not in explanations else "ig"
     row["explanation"] = {"attention": "sigma_m", "ig": "student_ig"}[primary]
@@ -461,14 +496,15 @@ def _evaluate_student(trained, valid, teacher_valid_expl, cfg, explanations, pro
 
     for kind in explanations:
         if kind == "attention":
-            expl = student_attention(model, vocab, valid.texts)
+            expl = run.map_rows(lambda t: student_attention(model, vocab, t), valid.texts)
         elif kind == "ig":
-            expl = student_ig(model, vocab, valid.texts, n_steps=cfg.ig_steps, progress=progress)
+            expl = run.map_rows(lambda t: student_ig(model, vocab, t, n_steps=cfg.ig_steps,
+                                                     progress=progress and run.is_main), valid.texts)
         else:
             raise ValueError(f"Unknown explanation {kind!r}; use 'attention' or 'ig'.")
         metrics = agreement_metrics(teacher_valid_expl, expl, cfg.agreement_ks)
         if cfg.faithfulness:
-            metrics.update(faithfulness_metrics(proba_fn, valid.texts, expl))
+            metrics.update(faithfulness_metrics(proba_fn, valid.texts, expl, run=run))
         prefix = {"attention": "attn_", "ig": "ig_"}[kind]
         row.update({prefix + k: v for k, v in metrics.items()})
         if kind == primary:
@@ -601,7 +637,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
                 "temperature": cfg.temperature if method in ("kd", "dixtill") else None,
                 "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_name,
                 "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
-    if save and hit is None:
+    if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
         save_student(trained.model, inputs.vocab, where,
                      extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
                             "teacher": inputs.teacher_name, "teacher_fingerprint": inputs.teacher_fingerprint,
@@ -682,6 +718,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
     p.add_argument("--max-len", type=int, default=None, help="student sequence length (default 40; authors 150)")
     p.add_argument("--momentum", type=float, default=None, help="SGD momentum (code 0.99, paper 0.9)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch size (authors 32; split over the processes of an accelerate launch)")
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (authors 0.01)")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -709,7 +748,9 @@ def run_step(args: argparse.Namespace) -> Path:
     seeds = list(args.seeds)
     sweep_seeds = _int_list(args.sweep_seeds) or seeds[:1]
     temps = _int_list(args.temperatures)
-    over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum)) if v is not None}
+    over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum),
+                              ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)))
+            if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
     cfg = DistillConfig.for_mode(mode, **over)

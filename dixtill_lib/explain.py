@@ -367,8 +367,13 @@ def explain_dataset(teacher, ds, cfg: IGConfig | None = None, progress: bool = T
     :data:`PART_SIZE` are computed in cached parts (``attributions-parts/``): rerunning after an
     interruption only computes the missing parts."""
     cfg = cfg or IGConfig.for_mode()
-    arrays = cached_arrays("attributions", attribution_key(teacher, ds, cfg),
-                           lambda: _compute_in_parts(teacher, ds, cfg, progress).to_arrays())
+    from . import parallel
+
+    if parallel.is_distributed():  # each process takes a block of the same parts; the main process merges
+        arrays = _sharded(teacher, ds, cfg, progress)
+    else:
+        arrays = cached_arrays("attributions", attribution_key(teacher, ds, cfg),
+                               lambda: _compute_in_parts(teacher, ds, cfg, progress).to_arrays())
     out = Attributions.from_arrays(arrays)
     if len(out) != len(ds):
         raise RuntimeError(f"Cached attributions hold {len(out)} rows for a data set of {len(ds)}; delete "
@@ -390,6 +395,29 @@ def _compute_in_parts(teacher, ds, cfg: IGConfig, progress: bool) -> Attribution
             bar.update(len(part))
     return Attributions([v for p in parts for v in p.scores], np.concatenate([p.deltas for p in parts]),
                         np.concatenate([p.targets for p in parts]), float(sum(p.seconds for p in parts)))
+
+
+def _sharded(teacher, ds, cfg: IGConfig, progress: bool) -> dict[str, np.ndarray]:
+    """The attributions of ``ds`` computed by all processes of a launch: the same :data:`PART_SIZE` parts (and
+    part cache keys) as the one-process path, so parts written by either are reused by the other."""
+    from .parallel import sharded_cache
+
+    def part(lo: int, hi: int):
+        return ds.select(np.arange(lo, hi))
+
+    def compute(lo: int, hi: int) -> dict[str, np.ndarray]:
+        p = part(lo, hi)
+        return attribute(teacher, p.texts, cfg, labels=p.labels, progress=False).to_arrays()
+
+    def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        atts = [Attributions.from_arrays(a) for a in parts]
+        return Attributions([v for a in atts for v in a.scores], np.concatenate([a.deltas for a in atts]),
+                            np.concatenate([a.targets for a in atts]), float(sum(a.seconds for a in atts))).to_arrays()
+
+    return sharded_cache("attributions", attribution_key(teacher, ds, cfg), len(ds), compute, part_size=PART_SIZE,
+                         parts_namespace="attributions-parts",
+                         part_key=lambda lo, hi: attribution_key(teacher, part(lo, hi), cfg), merge=merge,
+                         progress=progress, desc=f"IG {ds.name or 'data'}")
 
 
 def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 16, 50),

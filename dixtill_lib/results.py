@@ -7,8 +7,9 @@ import json
 import os
 import platform
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from .config import REPO_ROOT, get_mode, results_dir
 from .io import write_json_atomic
@@ -90,12 +91,83 @@ def validate(obj: Any, source: str = "result") -> dict[str, Any]:
     return obj
 
 
+#: Fields that identify a row: two rows agreeing on all of these (that they have) are the same measurement.
+ROW_KEY_FIELDS = ("method", "seed", "task", "k", "split", "n_steps", "teacher", "variant", "processes", "device",
+                  "index", "n")
+
+_MERGE_DEFAULT = False
+
+
+@contextmanager
+def merging(enabled: bool = True) -> Iterator[None]:
+    """Inside this block :func:`write_results` merges into an existing file by default (the CLI's ``--merge``)."""
+    global _MERGE_DEFAULT
+    old, _MERGE_DEFAULT = _MERGE_DEFAULT, bool(enabled)
+    try:
+        yield
+    finally:
+        _MERGE_DEFAULT = old
+
+
+def row_key(row: dict[str, Any], fields: Sequence[str] = ROW_KEY_FIELDS) -> tuple:
+    """The identity of a result row: its values of ``fields`` (absent fields are skipped)."""
+    return tuple((f, json.dumps(row[f], sort_keys=True, default=str)) for f in fields if f in row)
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any], key_fields: Sequence[str] = ROW_KEY_FIELDS) -> dict[str, Any]:
+    """``new`` merged into ``old``: a row of ``new`` replaces the ``old`` row with the same :func:`row_key`
+    (no duplicates), other rows are kept in order; one provenance (``new``'s) with the union of the seeds and
+    ``merged_runs`` listing the commit, date, seeds and hardware of every run that contributed."""
+    fresh = {row_key(r, key_fields): r for r in new["rows"]}
+    old_keys = {row_key(r, key_fields) for r in old["rows"]}
+    rows = [fresh.get(row_key(r, key_fields), r) for r in old["rows"]]  # replaced in place
+    rows += [r for k, r in fresh.items() if k not in old_keys]
+    po, pn = old["provenance"], new["provenance"]
+    seeds = sorted({s for s in list(po.get("seeds") or []) + list(pn.get("seeds") or []) if s is not None},
+                   key=lambda s: (str(type(s)), s))
+
+    def run(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: p.get(k) for k in ("git_commit", "date", "seeds", "hardware")}
+
+    runs = list(po.get("merged_runs") or [run(po)]) + [run(pn)]
+    return {"provenance": {**pn, "seeds": seeds, "merged_runs": runs}, "rows": rows}
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<name>.lock`` next to ``path`` (separate jobs merging into one file take turns)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def write_results(step: str, rows: list[dict[str, Any]], *, mode: str | None, seeds: list[int],
-                  config: dict[str, Any], path: str | os.PathLike | None = None, **extra: Any) -> Path:
-    """Validate and atomically write ``<results_dir(mode)>/<step>.json``; return its path."""
+                  config: dict[str, Any], path: str | os.PathLike | None = None, merge: bool | None = None,
+                  key_fields: Sequence[str] = ROW_KEY_FIELDS, **extra: Any) -> Path:
+    """Validate and atomically write ``<results_dir(mode)>/<step>.json``; return its path.
+
+    ``merge=True`` (default inside :func:`merging`, i.e. the CLI's ``--merge``): merge into the existing file
+    with :func:`merge_results` under a file lock, so seeds run as separate jobs end in one file. In a
+    multi-process launch only the main process writes (the others return the path)."""
+    from .parallel import is_main_process
+
     obj = validate({"provenance": provenance(mode, seeds, config, **extra), "rows": rows}, step)
     out = Path(path) if path else results_dir(mode) / f"{step}.json"
-    write_json_atomic(out, obj)
+    if not is_main_process():
+        return out
+    if not (_MERGE_DEFAULT if merge is None else merge):
+        write_json_atomic(out, obj)
+        return out
+    with _file_lock(out):
+        if out.is_file():
+            obj = validate(merge_results(load_results(out), obj, key_fields), step)
+        write_json_atomic(out, obj)
     return out
 
 

@@ -171,10 +171,14 @@ def check_texts(texts, before: str = "calling the teacher") -> list[str]:
 
 def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bool = True) -> list[dict]:
     """AdamW with linear warm-up/decay and gradient clipping; length-bucketed shuffled batches.
-    Returns one history dict per epoch (mean loss, seconds)."""
+    Returns one history dict per epoch (mean loss, seconds). Under ``accelerate launch`` with N processes the
+    same loop trains data-parallel (:mod:`dixtill_lib.parallel`: each process gets a slice of every batch)."""
     from transformers import get_linear_schedule_with_warmup
 
+    from . import parallel
+
     set_seed(cfg.seed)
+    run = parallel.runner()  # inactive in one process: exactly the plain loop
     model = teacher.model.train()
     decay = [p for n, p in model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm", "norm"))]
     no_decay = [p for n, p in model.named_parameters() if any(s in n for s in ("bias", "LayerNorm", "norm"))]
@@ -183,33 +187,48 @@ def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bo
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    ddp_model, opt = run.prepare(model, opt)  # N processes: DDP on this process's device
+    if run.active:
+        teacher.device = str(run.device)
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
     labels = torch.as_tensor(train.labels)
     weight = None
     if cfg.class_weighted:
         counts = torch.bincount(labels, minlength=train.num_labels).clamp(min=1).float()
         weight = (len(labels) / (train.num_labels * counts)).to(teacher.device)
+    batches = run.batches({"idx": torch.arange(len(train))},
+                          parallel.EpochBatches(lambda: _length_bucketed_batches(train.texts, cfg.batch_size, rng),
+                                                cfg.batch_size, _n_bucketed_batches(len(train), cfg.batch_size)))
     history = []
-    bar = tqdm(total=total, desc=f"fine-tune {teacher.name}", disable=not progress)
+    bar = tqdm(total=total, desc=f"fine-tune {teacher.name}", disable=not (progress and run.is_main))
     for epoch in range(cfg.epochs):
         t0, losses = time.perf_counter(), []
-        for idx in _length_bucketed_batches(train.texts, cfg.batch_size, rng):
+        for batch in batches:  # a fresh length-bucketed shuffle each epoch
+            idx = batch["idx"].cpu().numpy()
             enc = teacher.encode([train.texts[i] for i in idx]).to(teacher.device)
-            logits = model(**enc).logits
-            loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(teacher.device), weight=weight)
+            with run.autocast():
+                logits = ddp_model(**enc).logits
+                loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(teacher.device), weight=weight)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            run.backward(loss)
+            run.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0})
+        mean = run.sum_over_processes({"loss": float(np.mean(losses))})["loss"] / run.world_size
+        history.append({"epoch": epoch + 1, "loss": mean, "seconds": time.perf_counter() - t0})
     bar.close()
     model.eval()
     teacher._fingerprint = None
     return history
+
+
+def _n_bucketed_batches(n: int, batch_size: int) -> int:
+    """How many batches :func:`_length_bucketed_batches` makes from ``n`` texts."""
+    chunk = batch_size * 50
+    return sum(math.ceil(min(chunk, n - s) / batch_size) for s in range(0, n, chunk))
 
 
 def _length_bucketed_batches(texts: list[str], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -254,7 +273,11 @@ def get_teacher(cfg: TeacherConfig, train: Dataset, device: str = "cpu", progres
     teacher = Teacher.load(cfg.source, num_labels=train.num_labels, max_length=cfg.max_length, device=device)
     history = fine_tune(teacher, train, cfg, progress=progress) if cfg.epochs > 0 else []
     teacher.history = history  # type: ignore[attr-defined]
-    teacher.save(where)
+    from . import parallel
+
+    if parallel.is_main_process():  # N processes trained one model: one process saves it
+        teacher.save(where)
+    parallel.runner().wait()
     return teacher
 
 
@@ -267,7 +290,17 @@ def teacher_train_set(train: Dataset, cfg: TeacherConfig) -> Dataset:
 def teacher_logits(teacher: Teacher, ds: Dataset, progress: bool = True) -> np.ndarray:
     """Logits for every text of ``ds``, cached by teacher fingerprint + data hash."""
     key = stable_hash(teacher.fingerprint(), hash_texts(ds.texts), teacher.max_length)
+    from . import parallel
+
+    if parallel.is_distributed():  # each process scores an index range; the main process merges and caches
+        return parallel.sharded_cache(
+            "logits", key, len(ds), lambda lo, hi: {"logits": teacher.logits(ds.texts[lo:hi], progress=False)},
+            part_size=LOGITS_PART_SIZE, progress=progress, desc=f"{teacher.name} logits")["logits"]
     return cached_arrays("logits", key, lambda: {"logits": teacher.logits(ds.texts, progress=progress)})["logits"]
+
+
+#: Rows per cached part when teacher logits are sharded over processes.
+LOGITS_PART_SIZE = 1024
 
 
 def evaluate(teacher: Teacher, ds: Dataset, progress: bool = True) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from dixtill_lib.student_version import toc_chapters
 
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED = ["01_introduction", "02_data_and_teacher", "03_explaining_the_teacher", "04_distillation",
-            "05_compression", "06_retrikt", "07_full_scale_results", "08_course_guide", "09_references"]
+            "05_compression", "06_retrikt", "07_full_scale_results", "10_running_at_scale", "08_course_guide",
+            "09_references"]
 
 
 def front_matter(path: Path) -> dict:
@@ -25,7 +26,7 @@ def front_matter(path: Path) -> dict:
     return yaml.safe_load(m.group(1))
 
 
-def test_toc_lists_the_nine_chapters_in_order():
+def test_toc_lists_the_ten_chapters_in_order():
     assert [p.stem for p in toc_chapters(REPO)] == EXPECTED
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     assert toc["format"] == "jb-book" and toc["root"] == "book/01_introduction"

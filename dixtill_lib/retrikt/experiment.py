@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import parallel
 from ..config import cache_dir, get_mode
 from ..data import Dataset, clean_text, k_shot, k_shot_indices, load_task, mode_splits, stratified_subset
 from ..io import cached_arrays, hash_texts, stable_hash
@@ -167,7 +168,20 @@ def tune_prompts(model, tok, train: Dataset, task: str, teacher, encoder, cfg: R
         return {"prompts": torch.stack(prompts).numpy(), "losses": np.asarray(losses),
                 "nll": np.asarray(nlls)}
 
-    sft = cached_arrays("retrikt-prompts", sft_key, run_sft)
+    def sft_class(lo: int, hi: int) -> dict[str, np.ndarray]:  # one class: the unit sharded over processes
+        c = lo
+        texts = per_class[c][n_ex:] or per_class[c]
+        targets = encode_targets(tok, texts, cfg.prompt.max_length)
+        before = nll(model, inits[c], targets, tok.pad_token_id, context=contexts[c])
+        p, l = train_soft_prompt(model, tok, texts, inits[c], replace(cfg.prompt, seed=cfg.prompt.seed + c),
+                                 progress=False, context=contexts[c])
+        after = nll(model, p, targets, tok.pad_token_id, context=contexts[c])
+        return {"prompts": p[None].numpy(), "losses": np.asarray([l]), "nll": np.asarray([(before, after)])}
+
+    if parallel.is_distributed():  # N processes: one class prompt per process at a time, merged by the main one
+        sft = parallel.sharded_cache("retrikt-prompts", sft_key, len(names), sft_class, part_size=1, progress=False)
+    else:
+        sft = cached_arrays("retrikt-prompts", sft_key, run_sft)
     ppo_key = stable_hash("ppo", sft_key, asdict(cfg.ppo), teacher.fingerprint(), encoder.name)
 
     def run_ppo() -> dict[str, np.ndarray]:
@@ -181,7 +195,21 @@ def tune_prompts(model, tok, train: Dataset, task: str, teacher, encoder, cfg: R
             history += res.history
         return {"prompts": torch.stack(prompts).numpy(), "history": _json_array(history)}
 
-    ppo = cached_arrays("retrikt-prompts", ppo_key, run_ppo)
+    def ppo_class(lo: int, hi: int) -> dict[str, np.ndarray]:
+        c = lo
+        res = ppo_prompt(model, tok, torch.as_tensor(sft["prompts"][c]), c, teacher_scorer(teacher, encoder),
+                         replace(cfg.ppo, seed=cfg.ppo.seed + c), progress=False, context=contexts[c])
+        return {"prompts": res.prompt[None].numpy(), "history": _json_array(res.history)}
+
+    def ppo_merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {"prompts": np.concatenate([p["prompts"] for p in parts]),
+                "history": _json_array([h for p in parts for h in json.loads(str(p["history"]))])}
+
+    if parallel.is_distributed():
+        ppo = parallel.sharded_cache("retrikt-prompts", ppo_key, len(names), ppo_class, part_size=1,
+                                     merge=ppo_merge, progress=False)
+    else:
+        ppo = cached_arrays("retrikt-prompts", ppo_key, run_ppo)
     return {"init": inits, "sft": torch.as_tensor(sft["prompts"]), "ppo": torch.as_tensor(ppo["prompts"]),
             "sft_losses": sft["losses"], "nll_before_after": sft["nll"],
             "ppo_history": json.loads(str(ppo["history"])), "labelled": labelled, "key": ppo_key,
@@ -226,12 +254,49 @@ def build_store(model, tok, prompts: torch.Tensor, variant: str, teacher, encode
     except StoreError:
         pass
     t0 = time.perf_counter()
+    run = parallel.runner()
+    if parallel.is_distributed():  # N processes: generation sharded by rank; the main process labels, indexes and saves
+        texts, intended = _generate_sharded(model, tok, prompts, variant, cfg, len(label_names), where.name, contexts)
+        if not run.is_main:
+            run.wait()
+            return KnowledgeStore.load(where, expected_dim=encoder.dim, num_labels=len(label_names))
+        try:
+            return _finish_store(texts, intended, variant, teacher, encoder, cfg, label_names, where, t0)
+        finally:
+            run.wait()
     texts, intended = [], []
     for c in range(len(label_names)):
         got = generate_texts(model, tok, prompts[c], cfg.n_per_class, cfg, seed=1000 * c + len(variant),
                              progress=progress, context=contexts[c] if contexts else None)
         texts += got
         intended += [c] * len(got)
+    return _finish_store(texts, intended, variant, teacher, encoder, cfg, label_names, where, t0)
+
+
+def _generate_sharded(model, tok, prompts, variant: str, cfg: RetriKTConfig, n_classes: int, key: str,
+                      contexts=None) -> tuple[list[str], list[int]]:
+    """Generations of every class in chunks of ``cfg.gen_batch``, each chunk seeded by (class, chunk) and cached,
+    spread over the processes. (Seeds differ from the one-process stream: a sharded store holds different — equally
+    distributed — samples than a one-process store.)"""
+    chunks = [(c, s) for c in range(n_classes) for s in range(0, cfg.n_per_class, cfg.gen_batch)]
+
+    def compute(lo: int, hi: int) -> dict[str, np.ndarray]:
+        texts, intended = [], []
+        for c, s in chunks[lo:hi]:
+            m = min(cfg.gen_batch, cfg.n_per_class - s)
+            got = generate_texts(model, tok, prompts[c], m, cfg, seed=1000 * c + len(variant) + 7919 * (s + 1),
+                                 progress=False, context=contexts[c] if contexts else None)
+            texts += got
+            intended += [c] * len(got)
+        return {"texts": np.array(texts, dtype=str), "intended": np.asarray(intended, dtype=np.int64)}
+
+    arrays = parallel.sharded_cache("retrikt-generations", key, len(chunks), compute, part_size=1, progress=False)
+    return [str(t) for t in arrays["texts"]], arrays["intended"].tolist()
+
+
+def _finish_store(texts: list[str], intended, variant: str, teacher, encoder, cfg: RetriKTConfig,
+                  label_names: tuple[str, ...], where, t0: float) -> KnowledgeStore:
+    """De-duplicate, label with the teacher, filter, embed, index and save the generated texts."""
     keep = deduplicate(texts)
     texts, intended = [texts[i] for i in keep], np.asarray([intended[i] for i in keep], dtype=np.int64)
     if not texts:

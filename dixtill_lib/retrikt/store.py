@@ -1,9 +1,10 @@
 """The knowledge store: generated texts x̂, their teacher soft labels p_T(·|x̂) and sentence embeddings, in a
 faiss inner-product index over L2-normalised vectors (inner product = cosine).
 
-``IndexFlatIP`` is exact and fast enough up to ~100k entries on a CPU. For larger stores pass
-``index="hnsw"`` (graph search, no training, ~99 % recall) or ``index="ivf"`` (``nlist`` k-means cells, probe
-``nprobe`` of them; needs at least ``nlist`` entries to train) to :func:`build_index`.
+``IndexFlatIP`` is exact and fast enough up to ~100k entries on a CPU. Larger stores choose another index kind
+behind the same API (``KnowledgeStore(..., index_kind=...)``, :func:`build_index`): ``"hnsw"`` (graph search,
+no training), ``"ivf"`` (k-means cells), ``"ivfpq"`` / ``"hnswpq"`` (product-quantised vectors, for 1e7–1e8
+entries) or any faiss ``index_factory`` string; ``python -m dixtill_lib.benchmarks.faiss_scaling`` measures them.
 """
 from __future__ import annotations
 
@@ -126,27 +127,76 @@ def self_similarity(emb: np.ndarray, labels: np.ndarray | None = None) -> float:
 
 # ---------------------------------------------------------------- the index
 
-def build_index(emb: np.ndarray, kind: str = "flat", nlist: int = 256, nprobe: int = 16, hnsw_m: int = 32):
-    """A faiss inner-product index over (already L2-normalised) ``emb``: ``flat`` (exact), ``hnsw`` or ``ivf``."""
+#: Index kinds :func:`build_index` knows by name (any other string is passed to ``faiss.index_factory``).
+INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq", "hnswpq")
+
+
+def build_index(emb: np.ndarray, kind: str = "flat", nlist: int = 256, nprobe: int = 16, hnsw_m: int = 32,
+                pq_m: int = 48, ef_search: int = 64, train_size: int | None = None):
+    """A faiss inner-product index over (already L2-normalised) ``emb``.
+
+    - ``flat``: exact, 4·d bytes per entry (the book's stores: a few thousand entries);
+    - ``hnsw``: graph search (``hnsw_m`` links per node, ``ef_search`` candidates per query), no training,
+      4·d + ~8·``hnsw_m`` bytes per entry;
+    - ``ivf``: ``nlist`` k-means cells, ``nprobe`` of them probed per query, full vectors (needs ≥ ``nlist`` entries);
+    - ``ivfpq``: the same cells with vectors product-quantised to ``pq_m`` bytes (8-bit codes, ``d`` divisible by
+      ``pq_m``): the choice for very large stores (1e8 × 48 B ≈ 4.8 GB instead of 154 GB flat);
+    - ``hnswpq``: HNSW over PQ codes (``pq_m`` bytes) — graph speed with compressed vectors;
+    - anything else is a ``faiss.index_factory`` string such as ``"IVF4096,PQ48"`` (inner-product metric).
+
+    Trained kinds learn their cells/codebooks on ``train_size`` entries (default: all, capped at 256 per cell).
+    A store too small to train raises :class:`StoreError` (use ``flat``)."""
     import faiss
 
     emb = np.ascontiguousarray(emb, dtype=np.float32)
-    d = emb.shape[1]
+    n, d = emb.shape
+    ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    elif kind == "ivf":
-        if len(emb) < nlist:
-            raise StoreError(f"index='ivf' with nlist={nlist} needs at least {nlist} entries, got {len(emb)}; "
+        index = faiss.IndexHNSWFlat(d, hnsw_m, ip)
+        index.hnsw.efSearch = ef_search
+    elif kind in ("ivf", "ivfpq"):
+        need = nlist if kind == "ivf" else max(nlist, 256)
+        if n < need:
+            raise StoreError(f"index={kind!r} with nlist={nlist} needs at least {need} entries to train, got {n}; "
                              f"use index='flat' (exact) for small stores.")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(emb)
+        if kind == "ivfpq" and d % pq_m:
+            raise StoreError(f"index='ivfpq' needs the dimension {d} to be divisible by pq_m={pq_m}.")
+        quantizer = faiss.IndexFlatIP(d)
+        index = (faiss.IndexIVFFlat(quantizer, d, nlist, ip) if kind == "ivf"
+                 else faiss.IndexIVFPQ(quantizer, d, nlist, pq_m, 8, ip))
+        index.train(_train_sample(emb, train_size or 256 * nlist))
         index.nprobe = nprobe
+    elif kind == "hnswpq":
+        if d % pq_m or n < 256:
+            raise StoreError(f"index='hnswpq' needs ≥ 256 entries and d={d} divisible by pq_m={pq_m}; got {n} entries.")
+        index = faiss.IndexHNSWPQ(d, pq_m, hnsw_m, 8, ip)
+        index.train(_train_sample(emb, train_size or 65_536))
+        index.hnsw.efSearch = ef_search
+    elif kind.startswith(("IVF", "HNSW", "PQ", "OPQ", "Flat")):
+        index = faiss.index_factory(d, kind, ip)
+        if not index.is_trained:
+            index.train(_train_sample(emb, train_size or len(emb)))
     else:
-        raise StoreError(f"Unknown index kind {kind!r}: use 'flat', 'hnsw' or 'ivf'.")
+        raise StoreError(f"Unknown index kind {kind!r}: use one of {', '.join(INDEX_KINDS)} or a faiss "
+                         f"index_factory string such as 'IVF4096,PQ48'.")
     index.add(emb)
     return index
+
+
+def _train_sample(emb: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    if len(emb) <= size:
+        return emb
+    idx = np.sort(np.random.default_rng(seed).choice(len(emb), size, replace=False))
+    return np.ascontiguousarray(emb[idx])
+
+
+def index_bytes(index) -> int:
+    """Size of a faiss index in bytes (its serialised form: vectors or codes, graph links, centroids)."""
+    import faiss
+
+    return int(faiss.serialize_index(index).nbytes)
 
 
 @dataclass
