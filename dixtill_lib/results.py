@@ -129,7 +129,10 @@ def merge_results(old: dict[str, Any], new: dict[str, Any], key_fields: Sequence
     def run(p: dict[str, Any]) -> dict[str, Any]:
         return {k: p.get(k) for k in ("git_commit", "date", "seeds", "hardware")}
 
-    runs = list(po.get("merged_runs") or [run(po)]) + [run(pn)]
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:  # a job rewriting its own rows is one run, not many
+        return all(a.get(k) == b.get(k) for k in ("git_commit", "seeds", "hardware"))
+
+    runs = [r for r in (po.get("merged_runs") or [run(po)]) if not same(r, run(pn))] + [run(pn)]
     return {"provenance": {**pn, "seeds": seeds, "merged_runs": runs}, "rows": rows}
 
 
