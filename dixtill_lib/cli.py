@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=None, help="result file (default results[/quick]/<step>.json)")
         p.add_argument("--teacher-dir", default=None,
                        help="use this saved teacher folder (Teacher.save) instead of the mode's default teacher")
+        p.add_argument("--teacher", default="minilm", choices=("minilm", "smollm2"),
+                       help="named teacher: minilm (packaged encoder, default) or smollm2 (packaged decoder LLM); "
+                            "non-default teachers write results[/quick]/<step>_<teacher>.json")
         p.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (on a busy shared machine 1 is often faster than 2; bench: "
                             "threads while timing, default 1)")
