@@ -58,11 +58,14 @@ class IGConfig:
     - ``baseline``: ``"pad"`` = non-special tokens replaced by ``[PAD]`` (the only option implemented).
     - ``target``: ``"predicted"`` (the teacher's predicted class, as the authors) or ``"true"`` (the label).
     - ``internal_batch_size``: at most this many (sentence, step) rows per forward/backward: bounds memory.
+    - ``tokens_per_pass``: also at most this many padded tokens per forward/backward (but at least one
+      step of the whole batch): bounds memory for long inputs and deep models — a 4-step batch of 32
+      64-token tweets through SmolLM2's 30 layers in one pass peaks at ~12 GB; ``None`` = no bound.
     - ``batch_size``: sentences per captum call.
     - ``normalise``: ``"l2"`` (authors) or ``"none"``.
 
-    ``batch_size`` and ``internal_batch_size`` do not change the numbers, so they are not part of the
-    cache key.
+    ``batch_size``, ``internal_batch_size`` and ``tokens_per_pass`` do not change the numbers (only how
+    the path points are chunked), so they are not part of the cache key.
     """
     n_steps: int = 50
     method: str = "gausslegendre"
@@ -71,6 +74,7 @@ class IGConfig:
     internal_batch_size: int = 512
     batch_size: int = 32
     normalise: str = "l2"
+    tokens_per_pass: int | None = 4096
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "IGConfig":
@@ -100,6 +104,7 @@ class IGConfig:
         d = asdict(self)
         d.pop("batch_size")
         d.pop("internal_batch_size")
+        d.pop("tokens_per_pass")
         return d
 
 
@@ -256,9 +261,12 @@ def _ig_batch(teacher, lig, ids: list[list[int]], special: list[list[int]], targ
     target_t = torch.tensor(targets, dtype=torch.long, device=dev)
     rows_ = torch.arange(B, device=dev)
     gap = probs[:B][rows_, target_t] - probs[B:][rows_, target_t]
+    rows_per_pass = cfg.internal_batch_size
+    if cfg.tokens_per_pass:
+        rows_per_pass = min(rows_per_pass, cfg.tokens_per_pass // L)
     attr = lig.attribute(inputs=input_ids, baselines=baseline, target=target_t,
                          additional_forward_args=(mask,), n_steps=cfg.n_steps, method=cfg.method,
-                         internal_batch_size=max(cfg.internal_batch_size, B))
+                         internal_batch_size=max(rows_per_pass, B))
     # captum's convergence delta (same formula as return_convergence_delta=True, without its 2 extra passes)
     delta = attr.detach().float().sum(dim=(1, 2)) - gap
     tok = attr.sum(-1).detach().float().cpu().numpy()

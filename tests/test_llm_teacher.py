@@ -109,6 +109,11 @@ def test_ig_one_score_per_student_word_on_unicode_tweets(llama):
         assert np.all(np.isfinite(sc))
     # the cleaned tweets are the student's words: $cashtags kept, URLs and emoji gone
     assert clean_text(RAW[0]).split()[0] == "$aapl"
+    # chunking the path points to bound memory changes nothing (one step of the batch per pass here)
+    chunked = explain.attribute(llama, texts, explain.IGConfig(n_steps=8, tokens_per_pass=1), progress=False)
+    for a, b in zip(chunked.scores, att.scores):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert explain.IGConfig(tokens_per_pass=1).cache_fields() == explain.IGConfig().cache_fields()
     loop = explain.word_attributions_loop(llama, texts[::2], explain.IGConfig(n_steps=8))
     for a, b in zip(loop.scores, att.scores[::2]):
         np.testing.assert_allclose(a, b, atol=1e-5)
