@@ -336,3 +336,26 @@ def test_compress_and_bench_steps_write_teacher_files(llama, tweets, monkeypatch
     assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-4", "ahp-2"]
     assert {row_teacher(r) for r in obj["rows"]} == {"smollm2"}
     assert obj["rows"][2]["granularity"] == "query"
+
+
+def test_distill_step_with_llm_teacher(llama, tweets, monkeypatch):
+    """``distill --teacher smollm2``: IG of the decoder teacher feeds DiXtill, rows say teacher='smollm2',
+    students go to students/<mode>_smollm2/ and the file is distillation_smollm2.json."""
+    import argparse
+
+    import dixtill_lib.distill as D
+    import dixtill_lib.teacher as teacher_mod
+    from dixtill_lib.results import load_results
+
+    train, valid = tweets.select(np.arange(40)), tweets.select(np.arange(40, 50))
+    monkeypatch.setattr(teacher_mod, "default_teacher", lambda *a, **k: (llama, train, valid))
+    args = argparse.Namespace(mode="quick", seeds=[0], seed=0, methods="kd,dixtill", temperatures="", sweep_seeds=None,
+                              no_ablation=True, epochs=1, max_len=24, momentum=None, paper_kd=False, attn_size=None,
+                              no_save=False, data_dir=None, device="cpu", out=None, teacher="smollm2", resume=False)
+    path = D.run_step(args)
+    obj = load_results(path)
+    assert path.name == "distillation_smollm2.json"
+    assert [r["method"] for r in obj["rows"]] == ["teacher", "kd", "dixtill"]
+    assert {r["teacher"] for r in obj["rows"]} == {"smollm2"} and obj["rows"][0]["teacher_model"] == "tiny-llama"
+    assert obj["rows"][2]["path"].endswith("students/quick_smollm2/dixtill_seed0")
+    assert obj["provenance"]["teacher"]["key"] == "smollm2"
