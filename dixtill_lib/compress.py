@@ -28,7 +28,8 @@ import torch
 
 from .config import cache_dir, get_mode
 from .data import Dataset, stratified_subset
-from .heads import IMPORTANCE_METHODS, head_counts, head_importance, keep_mask, pruned_teacher
+from .heads import (GRANULARITIES, IMPORTANCE_METHODS, head_counts, head_importance, keep_mask, kv_head_counts,
+                    pruned_teacher, valid_keep_levels)
 from .io import cached_arrays, hash_texts, stable_hash
 from .metrics import classification_metrics
 
@@ -40,7 +41,11 @@ class CompressConfig:
     ``calib_size`` train tweets (stratified) score the heads (``ablation_calib_size`` for the costly
     ablation rule, a subset of the same tweets); ``eval_size`` valid tweets (None = all) evaluate every
     compressed model; ``importance`` lists the scoring rules run — the first is the default (used by
-    ``bench``) and is evaluated at every ``keep`` level (heads kept per layer), the others at ``other_keep``."""
+    ``bench``) and is evaluated at every ``keep`` level (heads kept per layer), the others at ``other_keep``.
+    ``granularity``: for a grouped-query-attention teacher (SmolLM2), how heads are removed
+    (:data:`~dixtill_lib.heads.GRANULARITIES`; the first is the default, its rows are ``ahp-<k>``, the
+    others ``ahp-<k>-<granularity>``); only levels the granularity can realise are evaluated. Ignored for
+    multi-head attention (MiniLM)."""
     calib_size: int = 512
     eval_size: int | None = None
     keep: tuple[int, ...] = (12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
@@ -49,6 +54,7 @@ class CompressConfig:
     ablation_calib_size: int | None = 128
     batch_size: int = 32
     seed: int = 29
+    granularity: tuple[str, ...] = GRANULARITIES
 
     @classmethod
     def for_mode(cls, mode: str | None = None, **overrides: Any) -> "CompressConfig":
@@ -188,7 +194,8 @@ def compression_sweep(teacher, train: Dataset, valid: Dataset, cfg: CompressConf
     seconds: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
 
-    def add(method: str, family: str, t, imp: str | None = None, kept: int | None = None) -> None:
+    def add(method: str, family: str, t, imp: str | None = None, kept: int | None = None,
+            granularity: str | None = None) -> None:
         t0 = time.perf_counter()
         proba = predict_proba_cached((fp, method, imp, teacher.max_length), lambda x: t.predict_proba(
             x, batch_size=cfg.batch_size, progress=False), ev)
@@ -197,8 +204,11 @@ def compression_sweep(teacher, train: Dataset, valid: Dataset, cfg: CompressConf
         rows.append({"method": method, "family": family, "importance": imp,
                      "heads_kept_per_layer": kept, "params": num_parameters(t.model),
                      "size_bytes": serialized_size(t.model), **q})
+        if granularity is not None:
+            rows[-1]["granularity"] = granularity
 
-    H = head_counts(teacher.model)[0]
+    H, G = head_counts(teacher.model)[0], kv_head_counts(teacher.model)[0]
+    grans: tuple[str | None, ...] = tuple(cfg.granularity) if G != H else (None,)
     add("teacher", "teacher", teacher, kept=H)
     add("ptq-int8", "ptq", quantized_teacher(teacher), kept=H)
     importance: dict[str, np.ndarray] = {}
@@ -207,10 +217,11 @@ def compression_sweep(teacher, train: Dataset, valid: Dataset, cfg: CompressConf
         importance[imp] = cached_importance(teacher, importance_calibration(calib, imp, cfg), imp, cfg.batch_size,
                                             progress=progress)
         seconds[f"importance:{imp}"] = round(time.perf_counter() - t0, 2)
-        for k in (cfg.keep if i == 0 else cfg.other_keep):
-            if k >= H:
-                continue
-            add(f"ahp-{k}", "ahp", pruned_teacher(teacher, keep_mask(importance[imp], k)), imp=imp, kept=k)
+        for j, gran in enumerate(grans):
+            for k in valid_keep_levels(teacher.model, cfg.keep if i == 0 else cfg.other_keep, gran or "query"):
+                method = f"ahp-{k}" if j == 0 else f"ahp-{k}-{gran}"
+                mask = keep_mask(importance[imp], k, G, gran or "query")
+                add(method, "ahp", pruned_teacher(teacher, mask), imp=imp, kept=k, granularity=gran)
     ref = rows[0]
     for r in rows:
         r["compression_ratio"] = compression_ratio(ref["size_bytes"], r["size_bytes"])
@@ -247,10 +258,12 @@ def parse_keep(text: str | None) -> tuple[int, ...] | None:
 
 
 def step_teacher(args: argparse.Namespace, mode: str):
-    """``(teacher, train, valid)`` for a CLI step (CPU: latency and int8 are CPU measurements)."""
+    """``(teacher, train, valid)`` for a CLI step (CPU: latency and int8 are CPU measurements);
+    ``args.teacher`` names the teacher (default ``"minilm"``)."""
     from .teacher import default_teacher
 
-    return default_teacher(mode, data_dir=args.data_dir, device="cpu", teacher_dir=getattr(args, "teacher_dir", None))
+    return default_teacher(mode, data_dir=args.data_dir, device="cpu", teacher_dir=getattr(args, "teacher_dir", None),
+                           teacher=getattr(args, "teacher", None) or "minilm")
 
 
 def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:
@@ -271,18 +284,22 @@ def config_from_args(args: argparse.Namespace, mode: str) -> CompressConfig:
 
 
 def run_step(args: argparse.Namespace) -> Path:
-    from .results import write_results
+    from .results import teacher_results_path, write_results
     from .tables import format_table
 
     mode = get_mode(args.mode)
+    which = getattr(args, "teacher", None) or "minilm"
     cfg = config_from_args(args, mode)
     teacher, train, valid = step_teacher(args, mode)
     t0 = time.perf_counter()
     res = compression_sweep(teacher, train, valid, cfg)
     total = time.perf_counter() - t0
+    for r in res.rows:
+        r["teacher"] = which
     print(format_table(res.rows, ["method", "importance", "params", "size_bytes", "compression_ratio",
                                   "accuracy", "macro_f1", "mcc", "p_drop_macro_f1"]))
-    return write_results("pruning", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg), path=args.out,
+    return write_results("pruning", res.rows, mode=mode, seeds=[cfg.seed], config=asdict(cfg),
+                         path=teacher_results_path("pruning", which, mode, args.out),
                          teacher=teacher.name, teacher_fingerprint=teacher.fingerprint(),
                          teacher_dir=getattr(args, "teacher_dir", None) or "default_teacher(mode)",
                          head_importance={k: v.round(6).tolist() for k, v in res.importance.items()},
@@ -291,7 +308,11 @@ def run_step(args: argparse.Namespace) -> Path:
                          eval_split=f"valid ({res.rows[0]['n_eval']} tweets)",
                          calib_split=f"train stratified subset ({cfg.calib_size} tweets, seed {cfg.seed}; "
                                      f"ablation rule: {cfg.ablation_calib_size} of them)",
-                         ptq="torch.ao.quantization.quantize_dynamic(nn.Linear, qint8)")
+                         ptq="torch.ao.quantization.quantize_dynamic(nn.Linear, qint8)",
+                         attention={"query_heads": head_counts(teacher.model)[0],
+                                    "kv_heads": kv_head_counts(teacher.model)[0],
+                                    "granularity": list(cfg.granularity) if kv_head_counts(teacher.model)[0]
+                                    != head_counts(teacher.model)[0] else None})
 
 
 def cache_root() -> Path:

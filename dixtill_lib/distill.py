@@ -19,6 +19,8 @@ Where trained students go (read by the ``bench`` step through :func:`dixtill_lib
 
     <cache_dir()>/students/<mode>/<method>_seed<k>/{model.pt, vocab.json, config.json, dixtill-manifest.json}
 
+(students of a non-default teacher, ``--teacher smollm2``, go to ``students/<mode>_smollm2/``).
+
 with ``<method>`` one of ``ce``, ``kd``, ``tang``, ``dixtill``, ``dixtill_T1`` … ``dixtill_T4`` (``dixtill_T5``
 is the ``dixtill`` run itself and is not saved twice) and ``dixtill_random_emb``. A later run of the same
 mode overwrites the folder (atomically); ``config.json`` records the teacher fingerprint and the config.
@@ -534,22 +536,25 @@ class DistillInputs:
     teacher_params: int = 0
     teacher_size_bytes: int = 0
     has_explanations: bool = True        # False: zero vectors stand in (train-only runs of ce/kd/tang)
+    teacher_key: str = "minilm"          # the named teacher (--teacher): "minilm" or "smollm2"
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
                    progress: bool = True, ig_cfg: Any = None, explanations: bool = True,
-                   teacher_dir: str | None = None) -> DistillInputs:
+                   teacher_dir: str | None = None, teacher: str = "minilm") -> DistillInputs:
     """The mode's teacher (cached), its logits and IG word attributions on train and valid (cached),
     the student vocabulary (train words) and the GloVe matrix for it. ``explanations=False`` skips the
     attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them.
-    ``teacher_dir``: use this cached teacher folder instead of :func:`~dixtill_lib.teacher.default_teacher`."""
+    ``teacher_dir``: use this cached teacher folder instead of :func:`~dixtill_lib.teacher.default_teacher`;
+    ``teacher``: the named teacher (``"minilm"`` or ``"smollm2"``)."""
     from . import explain
     from .metrics import classification_metrics, softmax
     from .teacher import default_teacher, teacher_logits
 
     mode = get_mode(mode)
+    teacher_key = teacher
     teacher, train, valid = default_teacher(mode, data_dir=data_dir, device=device, progress=progress,
-                                            teacher_dir=teacher_dir)
+                                            teacher_dir=teacher_dir, teacher=teacher_key)
     ig_cfg = ig_cfg or explain.IGConfig.for_mode(mode)
     tr_logits = teacher_logits(teacher, train, progress=progress)
     va_logits = teacher_logits(teacher, valid, progress=progress)
@@ -564,12 +569,18 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
     return DistillInputs(mode, train, valid, tr_logits, va_logits, list(tr_expl), list(va_expl), vocab, glove,
                          missing, teacher.name, teacher.fingerprint(), tm, teacher.num_parameters(),
-                         size_bytes(teacher.model), has_explanations=explanations)
+                         size_bytes(teacher.model), has_explanations=explanations, teacher_key=teacher_key)
 
 
-def student_dir(mode: str, name: str, seed: int) -> Path:
-    """``<cache>/students/<mode>/<name>_seed<seed>/`` — where the step saves each trained student."""
-    return cache_dir() / "students" / get_mode(mode) / f"{name}_seed{seed}"
+def student_root(mode: str | None = None, teacher: str = "minilm") -> Path:
+    """``<cache>/students/<mode>/`` for the default teacher, ``<cache>/students/<mode>_<teacher>/`` else."""
+    sub = get_mode(mode) if teacher == "minilm" else f"{get_mode(mode)}_{teacher}"
+    return cache_dir() / "students" / sub
+
+
+def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Path:
+    """``<student_root(mode, teacher)>/<name>_seed<seed>/`` — where the step saves each trained student."""
+    return student_root(mode, teacher) / f"{name}_seed{seed}"
 
 
 #: DistillConfig fields that do not change the trained weights (evaluation and speed settings).
@@ -613,7 +624,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     cfg = cfg or DistillConfig.for_mode(inputs.mode)
     student_cfg = student_cfg or StudentConfig()
     name = name or method
-    where = student_dir(inputs.mode, name, seed)
+    where = student_dir(inputs.mode, name, seed, inputs.teacher_key)
     key = training_key(inputs, method, seed, cfg, student_cfg)
     hit = _load_saved(where, key) if resume else None
     if hit is not None:
@@ -635,12 +646,13 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     row.update({"params": count_parameters(trained.model), "size_bytes": size_bytes(trained.model),
                 "best_epoch": trained.best_epoch, "epochs": cfg.epochs, "train_seconds": round(trained.seconds, 1),
                 "temperature": cfg.temperature if method in ("kd", "dixtill") else None,
-                "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_name,
+                "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_key,
+                "teacher_model": inputs.teacher_name,
                 "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
     if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
         save_student(trained.model, inputs.vocab, where,
                      extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
-                            "teacher": inputs.teacher_name, "teacher_fingerprint": inputs.teacher_fingerprint,
+                            "teacher": inputs.teacher_name, "teacher_key": inputs.teacher_key, "teacher_fingerprint": inputs.teacher_fingerprint,
                             "training_key": key, "distill_config": asdict(cfg), "history": history,
                             "has_explanations": inputs.has_explanations,
                             "best_epoch": trained.best_epoch, "train_seconds": round(trained.seconds, 1),
@@ -654,7 +666,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
 def teacher_row(inputs: DistillInputs) -> dict[str, Any]:
     """The teacher's valid metrics as a result row (``method="teacher"``), for side-by-side tables."""
     return {"method": "teacher", "seed": None, **inputs.teacher_metrics, "params": inputs.teacher_params,
-            "size_bytes": inputs.teacher_size_bytes, "teacher": inputs.teacher_name}
+            "size_bytes": inputs.teacher_size_bytes, "teacher": inputs.teacher_key, "teacher_model": inputs.teacher_name}
 
 
 # ================================================================ targets (chapter + report)
@@ -737,7 +749,7 @@ def _int_list(text: str | None) -> list[int]:
 
 def run_step(args: argparse.Namespace) -> Path:
     """Train and evaluate every student; write ``results[/quick]/distillation.json``."""
-    from .results import write_results
+    from .results import teacher_results_path, write_results
     from .tables import format_table
 
     mode = get_mode(args.mode)
@@ -761,8 +773,9 @@ def run_step(args: argparse.Namespace) -> Path:
         raise SystemExit("--train-only trains without teacher explanations: use it with --methods ce,kd,tang.")
     t_start = time.perf_counter()
     teacher_dir = getattr(args, "teacher_dir", None)
+    which = getattr(args, "teacher", None) or "minilm"
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
-                            teacher_dir=teacher_dir)
+                            teacher_dir=teacher_dir, teacher=which)
     prep_seconds = time.perf_counter() - t_start
     print(f"distill: {len(inputs.train)} train / {len(inputs.valid)} valid tweets, vocabulary {len(inputs.vocab)} "
           f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}; inputs ready in "
@@ -780,7 +793,7 @@ def run_step(args: argparse.Namespace) -> Path:
             print(f"[{i}/{len(plan)}] trained {name} seed {seed} ({'reused' if row['resumed'] else 'new'}), best epoch "
                   f"{row['best_epoch']}, {time.perf_counter() - t0:.0f}s -> {row['path']}", flush=True)
         print("train-only: no result file written; rerun without --train-only (with --resume) to evaluate.")
-        return student_dir(mode, "x", 0).parent
+        return student_root(mode, which)
     if "dixtill" in methods or temps:
         for seed in sweep_seeds:
             for T in temps:
@@ -796,15 +809,15 @@ def run_step(args: argparse.Namespace) -> Path:
 
     def write(complete: bool) -> Path:
         return write_results(
-            "distillation", rows, mode=mode, seeds=seeds, path=args.out,
+            "distillation", rows, mode=mode, seeds=seeds, path=teacher_results_path("distillation", which, mode, args.out),
             config={"distill": asdict(cfg), "student": asdict(replace(scfg, vocab_size=len(inputs.vocab)))},
-            teacher={"name": inputs.teacher_name, "fingerprint": inputs.teacher_fingerprint,
+            teacher={"key": which, "name": inputs.teacher_name, "fingerprint": inputs.teacher_fingerprint,
                      "dir": teacher_dir or "default_teacher(mode)"},
             data={"train": inputs.train.name, "n_train": len(inputs.train), "valid": inputs.valid.name,
                   "n_valid": len(inputs.valid), "vocab_size": len(inputs.vocab),
                   "glove_missing": inputs.glove_missing, "eval_split": "hub 'validation' split (the paper's test set)"},
             plan={**plan_info, "completed_runs": len(rows) - 1}, complete=complete,
-            students_dir=str(cache_dir() / "students" / mode), total_seconds=round(time.perf_counter() - t_start, 1))
+            students_dir=str(student_root(mode, which)), total_seconds=round(time.perf_counter() - t_start, 1))
 
     for i, (loss, name, seed, c, sc) in enumerate(plan, 1):
         key = (loss, seed, asdict(c).__repr__(), asdict(sc).__repr__())

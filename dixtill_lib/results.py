@@ -186,3 +186,26 @@ def load_results(step_or_path: str | os.PathLike, mode: str = "full") -> dict[st
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{p} is not valid JSON ({exc}); rerun the step that wrote it.") from exc
     return validate(obj, str(p))
+
+
+#: The teacher a result row belongs to when it does not say (every row written before the SmolLM2 teacher).
+DEFAULT_TEACHER = "minilm"
+#: Display names that older rows stored in their ``teacher`` field, mapped to the teacher key.
+_TEACHER_ALIASES = {"all-MiniLM-L6-v2": "minilm", "SmolLM2-135M-Instruct": "smollm2"}
+
+
+def row_teacher(row: dict[str, Any]) -> str:
+    """The teacher key (``"minilm"``, ``"smollm2"``) of a result row; a missing field means ``"minilm"``."""
+    t = row.get("teacher") or DEFAULT_TEACHER
+    return _TEACHER_ALIASES.get(t, t) if isinstance(t, str) else DEFAULT_TEACHER
+
+
+def teacher_results_path(step: str, teacher: str = DEFAULT_TEACHER, mode: str | None = None,
+                         out: str | os.PathLike | None = None) -> Path | None:
+    """Where a step run with ``--teacher`` writes: ``out`` if given; ``None`` (the step's usual file) for the
+    default teacher; else ``<results_dir(mode)>/<step>_<teacher>.json``, next to the default teacher's file."""
+    if out:
+        return Path(out)
+    if teacher == DEFAULT_TEACHER:
+        return None
+    return results_dir(mode) / f"{step}_{teacher}.json"

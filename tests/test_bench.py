@@ -35,7 +35,7 @@ def _save_student(tweets, root: Path, method: str, seed: int) -> Path:
 def test_teacher_rows_have_every_field_and_real_sizes(tiny6, tweets, tmp_path, monkeypatch):
     import dixtill_lib.bench as bench
 
-    monkeypatch.setattr(bench, "student_root", lambda mode=None: tmp_path / "no-students")
+    monkeypatch.setattr(bench, "student_root", lambda mode=None, teacher="minilm": tmp_path / "no-students")
     res = run_bench(tiny6, tweets, tweets, _cfg(students=True), progress=False)  # no students saved: teacher rows
     assert [r["method"] for r in res.rows] == ["teacher", "ptq-int8", "ahp-4", "ahp-1"]
     for r in res.rows:

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,9 +21,9 @@ from tqdm.auto import tqdm
 
 from .. import assets
 from ..config import cache_dir, get_mode, set_seed
-from ..io import atomic_path, stable_hash, verify_manifest, write_manifest
+from ..io import stable_hash
 
-SMOLLM2 = "smollm2"
+SMOLLM2 = assets.SMOLLM2
 
 
 class GeneratorError(ValueError):
@@ -60,6 +59,7 @@ class PromptConfig:
 # ---------------------------------------------------------------- loading the LLM
 
 def generator_cache_dir(source: str = SMOLLM2) -> Path:
+    """Where the plain copy of the packaged generator lives (see :func:`dixtill_lib.assets.smollm2_hf_dir`)."""
     return cache_dir() / "generators" / stable_hash(source, assets.SMOLLM2_GGUF if source == SMOLLM2 else "")
 
 
@@ -69,19 +69,7 @@ def load_generator(source: str = SMOLLM2, device: str = "cpu", dtype: torch.dtyp
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if source == SMOLLM2:
-        where = generator_cache_dir(source)
-        if verify_manifest(where) is None:
-            gguf_dir = str(assets.smollm2_dir())
-            t0 = time.perf_counter()
-            tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=assets.SMOLLM2_GGUF)
-            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=assets.SMOLLM2_GGUF, dtype=dtype)
-            model.hf_quantizer = None  # weights are already de-quantised fp32; lets save_pretrained write them
-            with atomic_path(where) as tmp:
-                model.save_pretrained(tmp)
-                tok.save_pretrained(tmp)
-                write_manifest(tmp, {"source": source, "gguf": assets.SMOLLM2_GGUF,
-                                     "gguf_load_seconds": round(time.perf_counter() - t0, 1)})
-        path = str(where)
+        path = str(assets.smollm2_hf_dir())  # the packaged GGUF, de-quantised and cached once
     else:
         path = source
     try:

@@ -1,0 +1,131 @@
+"""Both teachers side by side (issue 8): the MiniLM encoder (offline default, 22.7 M parameters) and the
+SmolLM2-135M decoder LLM, each with its own distilled students, PTQ and head-pruned copies.
+
+Rows of the default teacher live in ``results/<step>.json`` (rows without a ``teacher`` field are
+MiniLM's); rows of another teacher in ``results/<step>_<teacher>.json`` (written by
+``python -m dixtill_lib <step> --full --teacher smollm2``). :func:`merged_rows` joins them, every row
+tagged with its teacher key (:func:`dixtill_lib.results.row_teacher`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import report
+from .results import row_teacher
+
+#: Teacher key -> label used in the tables.
+TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smollm2": "SmolLM2-135M (decoder LLM)"}
+#: The other teachers whose result files may exist (``<step>_<teacher>.json``).
+EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
+#: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
+PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
+
+
+def merged_rows(results: dict[str, Any], step: str) -> list[dict[str, Any]]:
+    """Rows of ``results[step]`` and of every ``results[f"{step}_{teacher}"]``, each with ``teacher`` set to
+    its teacher key (a missing field means ``"minilm"``)."""
+    out: list[dict[str, Any]] = []
+    for name in (step, *(f"{step}_{t}" for t in EXTRA_TEACHERS)):
+        res = results.get(name)
+        if res is None:
+            continue
+        for r in res["rows"]:
+            out.append({**r, "teacher": row_teacher(r)})
+    return out
+
+
+def has_teacher(results: dict[str, Any], teacher: str = "smollm2") -> dict[str, bool]:
+    """Which steps have rows of ``teacher`` (e.g. ``{"teacher": True, "distillation": False, ...}``)."""
+    steps = ("teacher", "explain", "distillation", "pruning", "compression")
+    return {s: any(r["teacher"] == teacher for r in merged_rows(results, s)) for s in steps}
+
+
+def teacher_table(results: dict[str, Any]) -> pd.DataFrame:
+    """Validation quality of each teacher next to the paper's FinBERT (Table 1) — one row per teacher."""
+    recs = []
+    for r in merged_rows(results, "teacher"):
+        recs.append({"teacher": TEACHER_LABELS.get(r["teacher"], r["teacher"]), "params (M)": r.get("params", np.nan) / 1e6,
+                     **{report.METRIC_LABELS[m]: r.get(m) for m in report.CLASSIFICATION}})
+    frame = pd.DataFrame(recs)
+    paper = {"teacher": "FinBERT (paper, hub only; ~110 M)", "params (M)": 110.0,
+             **{report.METRIC_LABELS[m]: float(report.PAPER_TEACHER.iloc[0][m]) for m in report.CLASSIFICATION}}
+    frame = pd.concat([frame, pd.DataFrame([paper])], ignore_index=True).set_index("teacher")
+    return frame.astype(float).round(3)
+
+
+def distillation_table(results: dict[str, Any], methods: tuple[str, ...] = ("teacher", "dixtill", "kd", "tang", "ce"),
+                       metrics: tuple[str, ...] = (*report.CLASSIFICATION, "agreement_cosine", "feature_agreement_k3")
+                       ) -> pd.DataFrame:
+    """Mean ± 95 % CI over seeds per (teacher, method), plus each student's macro-F1 as a share of its own
+    teacher's (the paper: DiXtill keeps 0.789 / 0.810 = 97.4 %)."""
+    rows = [r for r in merged_rows(results, "distillation") if r["method"] in methods]
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    present = [m for m in metrics if m in frame.columns]
+    summary = report.seed_summary(frame, present, by=["teacher", "method"])
+    shown = report.format_summary(summary, present)
+    teacher_f1 = {t: float(summary.loc[(t, "teacher"), "macro_f1"]) for t in summary.index.get_level_values(0)
+                  if (t, "teacher") in summary.index}
+    shown["F1 / teacher F1"] = [f"{summary.loc[(t, m), 'macro_f1'] / teacher_f1[t]:.3f}" if t in teacher_f1 else "—"
+                                for t, m in summary.index]
+    teachers = list(dict.fromkeys([*TEACHER_LABELS, *summary.index.get_level_values(0)]))
+    shown = shown.loc[[(t, m) for t in teachers for m in methods if (t, m) in summary.index]]
+    return shown.rename(index=TEACHER_LABELS, level=0)
+
+
+def compression_table(results: dict[str, Any]) -> pd.DataFrame:
+    """Size, latency and quality of every model of each teacher's ``bench`` table, ratios relative to that
+    teacher (:func:`dixtill_lib.report.size_latency_table` per teacher, stacked)."""
+    rows = merged_rows(results, "compression")
+    if not rows:
+        return pd.DataFrame()
+    parts = []
+    for t in dict.fromkeys(r["teacher"] for r in rows):
+        part = report.size_latency_table([r for r in rows if r["teacher"] == t])
+        part.index = pd.MultiIndex.from_product([[TEACHER_LABELS.get(t, t)], part.index], names=["teacher", "model"])
+        parts.append(part)
+    return pd.concat(parts)
+
+
+def targets_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataFrame:
+    """The issue's targets for the DiXtill student against ``teacher``, measured in one ``bench`` run:
+    ≥ 127× smaller and ≥ 8.7× faster at batch 32 (the paper's figures against FinBERT), macro-F1 ≥ 0.97 ×
+    the teacher's. Empty when that teacher's compression table does not exist yet."""
+    rows = [r for r in merged_rows(results, "compression") if r["teacher"] == teacher]
+    by = {r["method"]: r for r in rows}
+    if "teacher" not in by or "student-dixtill" not in by:
+        return pd.DataFrame()
+    s, t = by["student-dixtill"], by["teacher"]
+    ours = {"compression_ratio": s["compression_ratio"], "speedup_b32": s["speedup_b32"],
+            "f1_ratio": s["macro_f1"] / t["macro_f1"]}
+    labels = {"compression_ratio": "size ratio (teacher / student)", "speedup_b32": "speed-up, batch 32 (CPU)",
+              "f1_ratio": "macro-F1 / teacher macro-F1"}
+    paper = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.789 / 0.810}
+    return pd.DataFrame([{"target": labels[k], "ours": round(float(ours[k]), 3), "target (≥)": PAPER_TARGETS[k],
+                          "paper vs FinBERT": round(paper[k], 3), "met": bool(ours[k] >= PAPER_TARGETS[k])}
+                         for k in labels]).set_index("target")
+
+
+def pruning_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataFrame:
+    """``teacher``'s pruning rows (quality and size of every AHP level and granularity, no latency)."""
+    rows = [r for r in merged_rows(results, "pruning") if r["teacher"] == teacher]
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    cols = [c for c in ("method", "granularity", "importance", "heads_kept_per_layer", "params", "size_bytes",
+                        "compression_ratio", *report.CLASSIFICATION, "p_drop_macro_f1") if c in frame.columns]
+    frame = frame[cols].copy()
+    frame["size (MB)"] = (frame.pop("size_bytes") / 1e6).round(1)
+    frame["params (M)"] = (frame.pop("params") / 1e6).round(2)
+    return frame.set_index("method").round(3)
+
+
+def missing_notice(teacher: str = "smollm2") -> "report.Notice":
+    return report.Notice(
+        "SmolLM2-teacher results not yet committed",
+        f"Run <code>python -m dixtill_lib {{teacher,explain,distill,compress,bench}} --full --teacher {teacher}</code> "
+        f"(see the README) to create <code>results/&lt;step&gt;_{teacher}.json</code>; the tables appear here "
+        "once those files are committed.")

@@ -1,0 +1,57 @@
+"""Both teachers' tables side by side: merging <step>.json with <step>_smollm2.json, missing teacher = minilm."""
+from __future__ import annotations
+
+import copy
+
+from dixtill_lib import teachers_view as tv
+
+
+def _result(rows, step="x"):
+    return {"provenance": {"git_commit": "c", "date": "d", "hardware": {}, "torch": "t", "transformers": "t",
+                           "mode": "full", "seeds": [0], "config": {}}, "rows": rows}
+
+
+def _bench_rows(teacher=None, f1=0.8, student_f1=0.79, ratio=150.0, speed=20.0):
+    rows = [{"method": "teacher", "family": "teacher", "size_bytes": 500e6, "compression_ratio": 1.0, "macro_f1": f1,
+             "speedup_b32": 1.0, "latency_ms_b32": 1000.0},
+            {"method": "student-dixtill", "family": "student", "size_bytes": 500e6 / ratio, "compression_ratio": ratio,
+             "macro_f1": student_f1, "speedup_b32": speed, "latency_ms_b32": 1000.0 / speed}]
+    if teacher:
+        for r in rows:
+            r["teacher"] = teacher
+    return rows
+
+
+def test_merged_rows_tag_the_teacher():
+    results = {"compression": _result(_bench_rows()), "compression_smollm2": _result(_bench_rows("smollm2"))}
+    rows = tv.merged_rows(results, "compression")
+    assert [r["teacher"] for r in rows] == ["minilm", "minilm", "smollm2", "smollm2"]
+    assert tv.has_teacher(results)["compression"] and not tv.has_teacher(results)["distillation"]
+    assert not tv.has_teacher({"compression": _result(_bench_rows())})["compression"]
+
+
+def test_targets_table_against_the_llm_teacher():
+    results = {"compression_smollm2": _result(_bench_rows("smollm2", f1=0.84, student_f1=0.80, ratio=141.2, speed=9.0))}
+    t = tv.targets_table(results, "smollm2")
+    assert t["met"].tolist() == [True, True, False]          # 0.80 / 0.84 = 0.952 < 0.97
+    assert abs(t.loc["macro-F1 / teacher macro-F1", "ours"] - 0.952) < 1e-3
+    assert tv.targets_table({}, "smollm2").empty
+
+
+def test_distillation_table_ratio_per_own_teacher():
+    base = [{"method": "teacher", "seed": None, "macro_f1": 0.8, "accuracy": 0.85},
+            {"method": "dixtill", "seed": 0, "macro_f1": 0.76, "accuracy": 0.8},
+            {"method": "dixtill", "seed": 1, "macro_f1": 0.78, "accuracy": 0.8}]
+    llm = copy.deepcopy(base)
+    for r in llm:
+        r["teacher"] = "smollm2"
+        r["macro_f1"] += 0.05
+    table = tv.distillation_table({"distillation": _result(base), "distillation_smollm2": _result(llm)})
+    assert list(table.index.get_level_values(0).unique()) == [tv.TEACHER_LABELS["minilm"], tv.TEACHER_LABELS["smollm2"]]
+    assert table["F1 / teacher F1"].tolist() == ["1.000", f"{0.77 / 0.8:.3f}", "1.000", f"{0.82 / 0.85:.3f}"]
+
+
+def test_teacher_table_has_paper_row():
+    rows = [{"method": "teacher", "params": 22.7e6, "accuracy": 0.87, "macro_f1": 0.83, "mcc": 0.75, "macro_auc": 0.95}]
+    t = tv.teacher_table({"teacher": _result(rows)})
+    assert t.index[-1].startswith("FinBERT") and t.loc[t.index[-1], "Macro-F1"] == 0.81
