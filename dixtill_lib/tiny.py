@@ -98,3 +98,22 @@ def tiny_llama_teacher(texts: list[str], num_labels: int = 3, seed: int = 0, max
     model = tiny_llama_classifier(len(tok), tok.pad_token_id, num_labels=num_labels, seed=seed, **kw)
     prepare_decoder(model, tok)
     return Teacher(model, tok, max_length=max_length, name="tiny-llama")
+
+
+class HashEncoder:
+    """A deterministic 16-d bag-of-words sentence encoder standing in for MiniLM in tests (no weights)."""
+    name, dim = "hash16", 16
+
+    def num_parameters(self) -> int:
+        return 0
+
+    def __call__(self, texts):
+        import numpy as np
+
+        from .retrikt.store import l2_normalise
+
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split():
+                out[i, sum(map(ord, w)) % self.dim] += 1
+        return l2_normalise(out + 1e-3)

@@ -39,23 +39,8 @@ from dixtill_lib.data import load_split, stratified_subset
 from dixtill_lib.retrikt.experiment import RetriKTConfig, run_task
 from dixtill_lib.retrikt.generator import PromptConfig, tiny_causal_lm
 from dixtill_lib.retrikt.ppo import PPOConfig
-from dixtill_lib.retrikt.store import l2_normalise
 from dixtill_lib.retrikt.tiny import TinyConfig
-from dixtill_lib.tiny import tiny_teacher
-
-
-class HashEncoder:
-    name, dim = "hash16", 16
-
-    def num_parameters(self):
-        return 0
-
-    def __call__(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in t.split():
-                out[i, sum(map(ord, w)) % self.dim] += 1
-        return l2_normalise(out + 1e-3)
+from dixtill_lib.tiny import HashEncoder, tiny_teacher
 
 
 tweets = stratified_subset(load_split("tfns", "train"), 50, seed=0)

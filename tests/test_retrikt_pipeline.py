@@ -8,23 +8,8 @@ import pytest
 from dixtill_lib.retrikt.experiment import METHODS, RetriKTConfig, run_task, store_diagnostics
 from dixtill_lib.retrikt.generator import PromptConfig, tiny_causal_lm
 from dixtill_lib.retrikt.ppo import PPOConfig
-from dixtill_lib.retrikt.store import l2_normalise
 from dixtill_lib.retrikt.tiny import TinyConfig
-
-
-class HashEncoder:
-    """A deterministic 16-d bag-of-words encoder standing in for MiniLM."""
-    name, dim = "hash16", 16
-
-    def num_parameters(self) -> int:
-        return 0
-
-    def __call__(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in t.split():
-                out[i, sum(map(ord, w)) % self.dim] += 1
-        return l2_normalise(out + 1e-3)
+from dixtill_lib.tiny import HashEncoder
 
 
 def test_run_task_end_to_end(tweets, data_dir):
