@@ -44,6 +44,7 @@ from .compress import (CompressConfig, add_keep_argument, cached_importance,
                        save_state_dict, step_teacher)
 from .config import cache_dir, get_mode
 from .data import Dataset
+from .distill import student_root  # where distill saved each teacher's students
 from .heads import head_counts, keep_mask, kv_head_counts, pruned_teacher, valid_keep_levels
 
 ROW_FIELDS: tuple[str, ...] = (
@@ -136,12 +137,6 @@ def teacher_candidates(teacher, train: Dataset, cfg: BenchConfig, progress: bool
 
 
 _STUDENT_DIR = re.compile(r"^(?P<method>.+)_seed(?P<seed>\d+)$")
-
-
-def student_root(mode: str | None = None, teacher: str = "minilm") -> Path:
-    """Where ``distill`` saved the students of ``teacher`` (:func:`dixtill_lib.distill.student_root`)."""
-    sub = get_mode(mode) if teacher == "minilm" else f"{get_mode(mode)}_{teacher}"
-    return cache_dir() / "students" / sub
 
 
 def find_students(mode: str | None = None, root: Path | None = None, teacher: str = "minilm") -> dict[str, list[Path]]:
