@@ -24,19 +24,12 @@ FAMILY_COLORS = {"teacher": "black", "ptq": "tab:purple", "ahp": "tab:orange", "
                  "retrikt": "tab:green"}
 
 
-#: Result file -> the command that writes it.
-RESULT_COMMANDS = {"compression": "python -m dixtill_lib bench --full",
-                   "pruning": "python -m dixtill_lib compress --full"}
-
-
 def missing_notice(name: str):
-    """The admonition shown when ``results/<name>.json`` (``compression`` or ``pruning``) is not committed."""
-    from .report import Notice
+    """The admonition shown when ``results/<name>.json`` (``compression`` or ``pruning``) is not committed:
+    the chapter then shows its quick-mode numbers."""
+    from .report import missing_notice as notice
 
-    return Notice("Full-scale results not yet committed",
-                  f"<code>results/{name}.json</code> does not exist yet, so this section shows the quick-mode "
-                  f"numbers only. Create it with <code>{RESULT_COMMANDS.get(name, name)}</code> and commit the file.",
-                  kind="warning")
+    return notice(name, shows="the quick-mode numbers only")
 
 
 def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame | None) -> pd.DataFrame:

@@ -123,9 +123,20 @@ def pruning_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataF
     return frame.set_index("method").round(3)
 
 
-def missing_notice(teacher: str = "smollm2") -> "report.Notice":
-    return report.Notice(
-        "SmolLM2-teacher results not yet committed",
-        f"Run <code>python -m dixtill_lib {{teacher,explain,distill,compress,bench}} --full --teacher {teacher}</code> "
-        f"(see the README) to create <code>results/&lt;step&gt;_{teacher}.json</code>; the tables appear here "
-        "once those files are committed.")
+#: Result step -> the CLI step that writes ``results/<step>_<teacher>.json`` (README, "A decoder-LLM teacher").
+STEP_COMMANDS: dict[str, str] = {"teacher": "teacher", "explain": "explain", "distillation": "distill",
+                                 "compression": "bench", "pruning": "compress"}
+
+
+def missing_notice(teacher: str = "smollm2", step: str | None = None) -> "report.Notice":
+    """The admonition shown while ``teacher``'s result files are missing: ``step`` names the one a section
+    needs (``"distillation"``, ``"compression"``, ...); ``None`` = the whole pipeline."""
+    if step is None:
+        body = (f"Run <code>python -m dixtill_lib {{teacher,explain,distill,bench,compress}} --full --teacher {teacher}</code> "
+                f"(see the README) to create <code>results/&lt;step&gt;_{teacher}.json</code>; the tables appear here "
+                "once those files are committed.")
+    else:
+        body = (f"<code>results/{step}_{teacher}.json</code> does not exist yet: it is written by "
+                f"<code>python -m dixtill_lib {STEP_COMMANDS[step]} --full --teacher {teacher}</code> (see the README "
+                "for the order of the steps and their options). This table appears once that file is committed.")
+    return report.Notice(f"{TEACHER_LABELS.get(teacher, teacher)}: results not yet committed", body)

@@ -55,3 +55,10 @@ def test_teacher_table_has_paper_row():
     rows = [{"method": "teacher", "params": 22.7e6, "accuracy": 0.87, "macro_f1": 0.83, "mcc": 0.75, "macro_auc": 0.95}]
     t = tv.teacher_table({"teacher": _result(rows)})
     assert t.index[-1].startswith("FinBERT") and t.loc[t.index[-1], "Macro-F1"] == 0.81
+
+
+def test_missing_notice_names_the_missing_file_and_command():
+    html = tv.missing_notice("smollm2", "compression")._repr_html_()
+    assert "results/compression_smollm2.json" in html and "dixtill_lib bench --full --teacher smollm2" in html
+    whole = tv.missing_notice("smollm2")._repr_html_()
+    assert "--teacher smollm2" in whole and "SmolLM2-135M" in whole
