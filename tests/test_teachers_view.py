@@ -62,3 +62,22 @@ def test_missing_notice_names_the_missing_file_and_command():
     assert "results/compression_smollm2.json" in html and "dixtill_lib bench --full --teacher smollm2" in html
     whole = tv.missing_notice("smollm2")._repr_html_()
     assert "--teacher smollm2" in whole and "SmolLM2-135M" in whole
+
+
+def test_explanation_table_one_row_per_teacher():
+    def rows(teacher, delta, cos, comp):
+        out = [{"method": "ig", "split": "valid", "n_steps": 4, "mean_abs_delta": delta},
+               {"method": "ig_steps", "n_steps": 4, "cosine_to_ref": cos, "top3_agreement_to_ref": 0.5},
+               {"method": "ig_steps", "n_steps": 50, "cosine_to_ref": 1.0, "top3_agreement_to_ref": 1.0},
+               {"method": "faithfulness/ig", "split": "valid", "comprehensiveness": comp, "sufficiency": 0.1},
+               {"method": "faithfulness/random", "split": "valid", "comprehensiveness": 0.12, "sufficiency": 0.2}]
+        for r in out:
+            if teacher:
+                r["teacher"] = teacher
+        return out
+    t = tv.explanation_table({"explain": _result(rows(None, 0.46, 0.84, 0.28)),
+                              "explain_smollm2": _result(rows("smollm2", 1.79, 0.12, 0.18))})
+    assert list(t.index) == [tv.TEACHER_LABELS["minilm"], tv.TEACHER_LABELS["smollm2"]]
+    assert t["cos(4 vs 50 steps)"].tolist() == [0.84, 0.12]
+    assert t["comprehensiveness random"].tolist() == [0.12, 0.12] and t["mean |delta|, 4 steps"].iloc[1] == 1.79
+    assert tv.explanation_table({}).empty
