@@ -178,12 +178,17 @@ class Notice:
         return f"[{self.kind}] {self.title}: {self.body}"
 
 
+def writing_step(name: str) -> str:
+    """The CLI step that writes ``results/<name>.json`` (e.g. ``"distillation"`` -> ``"distill"``)."""
+    return {"distillation": "distill", "compression": "bench", "pruning": "compress"}.get(
+        name, RESULT_FILES.get(name, (name,))[0])
+
+
 def missing_notice(name: str, mode: str = "full", command: str | None = None, shows: str = "nothing") -> Notice:
     """The admonition shown when ``results/<name>.json`` has not been committed yet; ``command`` is what
     writes it (default: the CLI step of that name), ``shows`` what the section shows instead."""
     stems = RESULT_FILES.get(name, (name,))
-    step = {"distillation": "distill", "compression": "bench", "pruning": "compress"}.get(name, stems[0])
-    command = command or f"python -m dixtill_lib {step} --{mode}"
+    command = command or f"python -m dixtill_lib {writing_step(name)} --{mode}"
     return Notice("Full-scale results not yet committed",
                   f"<code>results/{stems[0]}.json</code> does not exist yet, so this section shows {html.escape(shows)}. "
                   f"Create it with <code>{html.escape(command)}</code> and commit the file.",

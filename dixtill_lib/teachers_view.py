@@ -62,9 +62,9 @@ def explanation_table(results: dict[str, Any], n_steps: int = 4) -> pd.DataFrame
     sufficiency (AOPC, 300 valid tweets) of IG next to random word scores (higher comprehensiveness and lower
     sufficiency than random = more faithful)."""
     recs = []
-    for t in dict.fromkeys(r["teacher"] for r in merged_rows(results, "explain")):
-        rows = [r for r in merged_rows(results, "explain") if r["teacher"] == t]
-        by = {(r["method"], r.get("split"), r.get("n_steps")): r for r in rows}
+    all_rows = merged_rows(results, "explain")
+    for t in dict.fromkeys(r["teacher"] for r in all_rows):
+        by = {(r["method"], r.get("split"), r.get("n_steps")): r for r in all_rows if r["teacher"] == t}
         valid = by.get(("ig", "valid", n_steps), {})
         study = by.get(("ig_steps", None, n_steps), {})
         faith = {m: by.get((f"faithfulness/{m}", "valid", None), {}) for m in ("ig", "random")}
@@ -149,11 +149,6 @@ def pruning_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataF
     return frame.set_index("method").round(3)
 
 
-#: Result step -> the CLI step that writes ``results/<step>_<teacher>.json`` (README, "A decoder-LLM teacher").
-STEP_COMMANDS: dict[str, str] = {"teacher": "teacher", "explain": "explain", "distillation": "distill",
-                                 "compression": "bench", "pruning": "compress"}
-
-
 def missing_notice(teacher: str = "smollm2", step: str | None = None) -> "report.Notice":
     """The admonition shown while ``teacher``'s result files are missing: ``step`` names the one a section
     needs (``"distillation"``, ``"compression"``, ...); ``None`` = the whole pipeline."""
@@ -163,6 +158,6 @@ def missing_notice(teacher: str = "smollm2", step: str | None = None) -> "report
                 "once those files are committed.")
     else:
         body = (f"<code>results/{step}_{teacher}.json</code> does not exist yet: it is written by "
-                f"<code>python -m dixtill_lib {STEP_COMMANDS[step]} --full --teacher {teacher}</code> (see the README "
+                f"<code>python -m dixtill_lib {report.writing_step(step)} --full --teacher {teacher}</code> (see the README "
                 "for the order of the steps and their options). This table appears once that file is committed.")
     return report.Notice(f"{TEACHER_LABELS.get(teacher, teacher)}: results not yet committed", body)
