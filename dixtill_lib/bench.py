@@ -45,7 +45,7 @@ from .compress import (CompressConfig, add_keep_argument, cached_importance,
 from .config import cache_dir, get_mode
 from .data import Dataset
 from .distill import student_root  # where distill saved each teacher's students
-from .heads import head_counts, keep_mask, kv_head_counts, pruned_teacher, valid_keep_levels
+from .heads import DEFAULT_GRANULARITY, ahp_name, head_counts, keep_mask, kv_head_counts, pruned_teacher, valid_keep_levels
 
 ROW_FIELDS: tuple[str, ...] = (
     "method", "family", "params", "size_bytes", "compression_ratio", "latency_ms_b1", "latency_ms_b32",
@@ -66,8 +66,8 @@ class BenchConfig:
     repeats_b32: int = 30
     keep: tuple[int, ...] = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
     importance: str = "gradient"
-    #: how heads are removed in a grouped-query-attention teacher (``"query"`` or ``"group"``, see heads.py)
-    granularity: str = "query"
+    #: how heads are removed in a grouped-query-attention teacher (``"group"`` or ``"query"``, see heads.py)
+    granularity: str = DEFAULT_GRANULARITY
     calib_size: int = 512
     eval_size: int | None = None
     students: bool = True
@@ -127,7 +127,7 @@ def teacher_candidates(teacher, train: Dataset, cfg: BenchConfig, progress: bool
         gqa = G != head_counts(teacher.model)[0]
         for k in levels:
             p = pruned_teacher(teacher, keep_mask(imp, k, G, cfg.granularity))
-            name = f"ahp-{k}" if not gqa or cfg.granularity == "query" else f"ahp-{k}-{cfg.granularity}"
+            name = ahp_name(k, cfg.granularity if gqa else None)
             info: dict[str, Any] = {"importance": cfg.importance, "heads_kept_per_layer": k}
             if gqa:
                 info["granularity"] = cfg.granularity

@@ -28,8 +28,8 @@ import torch
 
 from .config import cache_dir, get_mode
 from .data import Dataset, stratified_subset
-from .heads import (GRANULARITIES, IMPORTANCE_METHODS, head_counts, head_importance, keep_mask, kv_head_counts,
-                    pruned_teacher, valid_keep_levels)
+from .heads import (GRANULARITIES, IMPORTANCE_METHODS, ahp_name, head_counts, head_importance, keep_mask,
+                    kv_head_counts, pruned_teacher, valid_keep_levels)
 from .io import cached_arrays, hash_texts, stable_hash
 from .metrics import classification_metrics
 
@@ -43,9 +43,9 @@ class CompressConfig:
     compressed model; ``importance`` lists the scoring rules run — the first is the default (used by
     ``bench``) and is evaluated at every ``keep`` level (heads kept per layer), the others at ``other_keep``.
     ``granularity``: for a grouped-query-attention teacher (SmolLM2), how heads are removed
-    (:data:`~dixtill_lib.heads.GRANULARITIES`; the first is the default, its rows are ``ahp-<k>``, the
-    others ``ahp-<k>-<granularity>``); only levels the granularity can realise are evaluated. Ignored for
-    multi-head attention (MiniLM)."""
+    (:data:`~dixtill_lib.heads.GRANULARITIES`; rows ``ahp-<k>`` remove query heads within groups, rows
+    ``ahp-<k>-group`` whole groups, the default that ``bench`` times); only levels the granularity can realise
+    are evaluated. Ignored for multi-head attention (MiniLM)."""
     calib_size: int = 512
     eval_size: int | None = None
     keep: tuple[int, ...] = (12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
@@ -217,9 +217,9 @@ def compression_sweep(teacher, train: Dataset, valid: Dataset, cfg: CompressConf
         importance[imp] = cached_importance(teacher, importance_calibration(calib, imp, cfg), imp, cfg.batch_size,
                                             progress=progress)
         seconds[f"importance:{imp}"] = round(time.perf_counter() - t0, 2)
-        for j, gran in enumerate(grans):
+        for gran in grans:
             for k in valid_keep_levels(teacher.model, cfg.keep if i == 0 else cfg.other_keep, gran or "query"):
-                method = f"ahp-{k}" if j == 0 else f"ahp-{k}-{gran}"
+                method = ahp_name(k, gran)
                 mask = keep_mask(importance[imp], k, G, gran or "query")
                 add(method, "ahp", pruned_teacher(teacher, mask), imp=imp, kept=k, granularity=gran)
     ref = rows[0]

@@ -169,7 +169,7 @@ def test_gqa_mask_equals_slice(llama, tweets, keep, granularity):
 
 def test_gqa_mask_equals_slice_sdpa(tweets):
     t = tiny_llama_teacher(list(tweets.texts), hidden=48, heads=6, kv_heads=2, attn_implementation="sdpa")
-    mask = keep_mask(np.arange(12.0).reshape(2, 6), 2, kv_heads=2)
+    mask = keep_mask(np.arange(12.0).reshape(2, 6), 2, kv_heads=2, granularity="query")
     with head_mask_hooks(t.model, torch.as_tensor(mask, dtype=torch.float32)):
         masked = _logits(t, tweets.texts[:8])
     torch.testing.assert_close(_logits(pruned_teacher(t, mask), tweets.texts[:8]), masked, rtol=1e-4, atol=1e-5)
@@ -326,16 +326,17 @@ def test_compress_and_bench_steps_write_teacher_files(llama, tweets, monkeypatch
     monkeypatch.setattr(bench, "student_candidates",
                         lambda mode=None, root=None, methods=None, teacher="minilm": found.setdefault("root", root) and [])
     monkeypatch.setattr(bench.BenchConfig, "for_mode", classmethod(
-        lambda cls, mode=None, **o: bench.BenchConfig(repeats_b1=1, repeats_b32=1, warmup=0, keep=(4, 2),
+        lambda cls, mode=None, **o: bench.BenchConfig(repeats_b1=1, repeats_b32=1, warmup=0, keep=(4, 3, 2),
                                                       calib_size=16, eval_size=None, **o)))
     bargs = argparse.Namespace(mode="quick", seed=29, seeds=[29], data_dir=None, out=None, threads=None, repeats=None,
                                no_students=False, teacher_dir=None, teacher="smollm2", keep=None)
     path = bench.run_step(bargs)
     obj = load_results(path)
     assert path.name == "compression_smollm2.json" and found["root"].name == "quick_smollm2"
-    assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-4", "ahp-2"]
+    # bench times the default granularity: whole kv groups (3 heads = 1 of the 2 groups of 3)
+    assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-3-group"]
     assert {row_teacher(r) for r in obj["rows"]} == {"smollm2"}
-    assert obj["rows"][2]["granularity"] == "query"
+    assert obj["rows"][2]["granularity"] == "group"
 
 
 def test_distill_step_with_llm_teacher(llama, tweets, monkeypatch):
