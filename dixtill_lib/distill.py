@@ -24,6 +24,10 @@ Where trained students go (read by the ``bench`` step through :func:`dixtill_lib
 with ``<method>`` one of ``ce``, ``kd``, ``tang``, ``dixtill``, ``dixtill_T1`` … ``dixtill_T4`` (``dixtill_T5``
 is the ``dixtill`` run itself and is not saved twice) and ``dixtill_random_emb``. A later run of the same
 mode overwrites the folder (atomically); ``config.json`` records the teacher fingerprint and the config.
+
+``--explainer occlusion`` takes the teacher's explanations from leave-one-word-out occlusion
+(:mod:`dixtill_lib.occlusion`) instead of IG, for training and for the agreement metrics; every row and
+student folder of such a run is named ``<method>_occlusion`` (e.g. ``dixtill_occlusion``).
 """
 from __future__ import annotations
 
@@ -537,13 +541,15 @@ class DistillInputs:
     teacher_size_bytes: int = 0
     has_explanations: bool = True        # False: zero vectors stand in (train-only runs of ce/kd/tang)
     teacher_key: str = "minilm"          # the named teacher (--teacher): "minilm" or "smollm2"
+    explainer: str = "ig"                # where the teacher's explanations come from: "ig" or "occlusion"
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
                    progress: bool = True, ig_cfg: Any = None, explanations: bool = True,
                    teacher_dir: str | None = None, teacher: str = "minilm") -> DistillInputs:
-    """The mode's teacher (cached), its logits and IG word attributions on train and valid (cached),
-    the student vocabulary (train words) and the GloVe matrix for it. ``explanations=False`` skips the
+    """The mode's teacher (cached), its logits and word attributions on train and valid (cached; IG, or
+    occlusion when ``ig_cfg`` is an :class:`~dixtill_lib.occlusion.OcclusionConfig`), the student vocabulary
+    (train words) and the GloVe matrix for it. ``explanations=False`` skips the
     attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them.
     ``teacher_dir``: use this cached teacher folder instead of :func:`~dixtill_lib.teacher.default_teacher`;
     ``teacher``: the named teacher (``"minilm"`` or ``"smollm2"``)."""
@@ -569,7 +575,8 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
     return DistillInputs(mode, train, valid, tr_logits, va_logits, list(tr_expl), list(va_expl), vocab, glove,
                          missing, teacher.name, teacher.fingerprint(), tm, teacher.num_parameters(),
-                         size_bytes(teacher.model), has_explanations=explanations, teacher_key=teacher_key)
+                         size_bytes(teacher.model), has_explanations=explanations, teacher_key=teacher_key,
+                         explainer=explain.explainer_name(ig_cfg))
 
 
 def student_root(mode: str | None = None, teacher: str = "minilm") -> Path:
@@ -593,8 +600,10 @@ def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConf
 
     train_cfg = {k: v for k, v in asdict(cfg).items() if k not in EVAL_ONLY_FIELDS}
     teacher = inputs.teacher_fingerprint if method != "ce" else None  # CE never sees the teacher
+    # only DiXtill trains on explanations; IG keys stay as they were before occlusion existed
+    other_expl = (inputs.explainer,) if method == "dixtill" and inputs.explainer != "ig" else ()
     return stable_hash(hash_texts(inputs.train.texts), inputs.train.labels.tolist(), teacher,
-                       method, seed, train_cfg, asdict(student_cfg), len(inputs.vocab))
+                       method, seed, train_cfg, asdict(student_cfg), len(inputs.vocab), *other_expl)
 
 
 def _load_saved(path: Path, key: str) -> tuple[BiLSTMAttentionStudent, dict[str, Any]] | None:
@@ -722,6 +731,8 @@ def targets_table(rows: Sequence[dict[str, Any]]) -> "Any":
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--explainer", choices=("ig", "occlusion"), default="ig",
+                   help="the teacher's explanations: IG (default) or occlusion (rows and students <method>_occlusion)")
     p.add_argument("--temperatures", default="1,2,3,4,5",
                    help="DiXtill temperature sweep (rows dixtill_T<k>); empty string = no sweep")
     p.add_argument("--sweep-seeds", default=None,
@@ -774,8 +785,11 @@ def run_step(args: argparse.Namespace) -> Path:
     t_start = time.perf_counter()
     teacher_dir = getattr(args, "teacher_dir", None)
     which = getattr(args, "teacher", None) or "minilm"
+    from .explain import explainer_config
+
+    explainer = getattr(args, "explainer", None) or "ig"
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
-                            teacher_dir=teacher_dir, teacher=which)
+                            teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode))
     prep_seconds = time.perf_counter() - t_start
     print(f"distill: {len(inputs.train)} train / {len(inputs.valid)} valid tweets, vocabulary {len(inputs.vocab)} "
           f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}; inputs ready in "
@@ -783,8 +797,9 @@ def run_step(args: argparse.Namespace) -> Path:
     save = not args.no_save
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
+    suffix = "" if explainer == "ig" else f"_{explainer}"
     for seed in seeds:
-        plan += [(m, m, seed, cfg, scfg) for m in methods]
+        plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
         for i, (loss, name, seed, c, sc) in enumerate(plan, 1):
             t0 = time.perf_counter()
@@ -797,11 +812,11 @@ def run_step(args: argparse.Namespace) -> Path:
     if "dixtill" in methods or temps:
         for seed in sweep_seeds:
             for T in temps:
-                plan.append(("dixtill", f"dixtill_T{T}", seed, replace(cfg, temperature=float(T)), scfg))
+                plan.append(("dixtill", f"dixtill_T{T}{suffix}", seed, replace(cfg, temperature=float(T)), scfg))
             if not args.no_ablation:
-                plan.append(("dixtill", "dixtill_random_emb", seed, cfg, replace(scfg, embeddings="random")))
+                plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
-    plan_info = {"methods": methods, "seeds": seeds, "temperature_sweep": temps, "sweep_seeds": sweep_seeds,
+    plan_info = {"methods": methods, "explainer": explainer, "seeds": seeds, "temperature_sweep": temps, "sweep_seeds": sweep_seeds,
                  "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from .config import get_mode
 from .io import cached_arrays, hash_texts, stable_hash
+from .occlusion import OcclusionConfig
 
 #: Padded tokens per forward/backward pass for a decoder-LLM teacher (SmolLM2): bounds IG's memory to ~2 GB
 #: and, measured on 2 CPU cores, was also faster than one 128-row pass (23 s vs 26–33 s per 4-step batch of 32).
@@ -390,7 +391,36 @@ def word_attributions_loop(teacher, texts: Sequence[str], cfg: IGConfig = IGConf
 
 # ---------------------------------------------------------------- cached, per data set
 
-def attribution_key(teacher, ds, cfg: IGConfig) -> str:
+#: The two explainers of the teacher: Integrated Gradients (DiXtill's) or leave-one-word-out occlusion.
+ExplainerConfig = IGConfig | OcclusionConfig
+EXPLAINERS: tuple[str, ...] = ("ig", "occlusion")
+
+
+def explainer_config(name: str, mode: str | None = None, **ig_overrides: Any) -> ExplainerConfig:
+    """The config of the explainer ``name`` (:data:`EXPLAINERS`); ``ig_overrides`` go to
+    :meth:`IGConfig.for_mode` (occlusion takes only ``batch_size`` from them)."""
+    if name == "ig":
+        return IGConfig.for_mode(mode, **ig_overrides)
+    if name == "occlusion":
+        return OcclusionConfig(**{k: v for k, v in ig_overrides.items() if k == "batch_size"})
+    raise ValueError(f"Unknown explainer {name!r}; choose one of {EXPLAINERS}.")
+
+
+def explainer_name(cfg: ExplainerConfig) -> str:
+    return "occlusion" if isinstance(cfg, OcclusionConfig) else "ig"
+
+
+def attribute_with(teacher, texts: Sequence[str], cfg: ExplainerConfig, labels: Sequence[int] | None = None,
+                   progress: bool = True) -> Attributions:
+    """:func:`attribute` (IG) or :func:`dixtill_lib.occlusion.attribute`, by the type of ``cfg``."""
+    if isinstance(cfg, OcclusionConfig):
+        from . import occlusion
+
+        return occlusion.attribute(teacher, texts, cfg, labels=labels, progress=progress)
+    return attribute(teacher, texts, cfg, labels=labels, progress=progress)
+
+
+def attribution_key(teacher, ds, cfg: ExplainerConfig) -> str:
     labels = ds.labels.tolist() if cfg.target == "true" else None
     return stable_hash(IG_VERSION, teacher.fingerprint(), teacher.max_length, hash_texts(ds.texts),
                        cfg.cache_fields(), labels)
@@ -400,9 +430,10 @@ def attribution_key(teacher, ds, cfg: IGConfig) -> str:
 PART_SIZE = 256
 
 
-def explain_dataset(teacher, ds, cfg: IGConfig | None = None, progress: bool = True) -> Attributions:
-    """IG word attributions for every text of ``ds`` (a :class:`dixtill_lib.data.Dataset`), cached under
-    ``<cache>/attributions/`` by teacher fingerprint, text hash and the IG settings that change numbers.
+def explain_dataset(teacher, ds, cfg: ExplainerConfig | None = None, progress: bool = True) -> Attributions:
+    """IG (or, with an :class:`~dixtill_lib.occlusion.OcclusionConfig`, occlusion) word attributions for every
+    text of ``ds`` (a :class:`dixtill_lib.data.Dataset`), cached under ``<cache>/attributions/`` by teacher
+    fingerprint, text hash and the settings that change numbers.
     ``cfg=None`` uses ``IGConfig.for_mode()`` (the current mode). Data sets larger than
     :data:`PART_SIZE` are computed in cached parts (``attributions-parts/``): rerunning after an
     interruption only computes the missing parts."""
@@ -421,23 +452,23 @@ def explain_dataset(teacher, ds, cfg: IGConfig | None = None, progress: bool = T
     return out
 
 
-def _compute_in_parts(teacher, ds, cfg: IGConfig, progress: bool) -> Attributions:
+def _compute_in_parts(teacher, ds, cfg: ExplainerConfig, progress: bool) -> Attributions:
     if len(ds) <= PART_SIZE:
-        return attribute(teacher, ds.texts, cfg, labels=ds.labels, progress=progress)
+        return attribute_with(teacher, ds.texts, cfg, labels=ds.labels, progress=progress)
     parts = []
-    with tqdm(total=len(ds), desc=f"IG {ds.name or 'data'}", disable=not progress) as bar:
+    with tqdm(total=len(ds), desc=f"{explainer_name(cfg)} {ds.name or 'data'}", disable=not progress) as bar:
         for s in range(0, len(ds), PART_SIZE):
             part = ds.select(np.arange(s, min(s + PART_SIZE, len(ds))))
             arrays = cached_arrays("attributions-parts", attribution_key(teacher, part, cfg),
-                                   lambda: attribute(teacher, part.texts, cfg, labels=part.labels,
-                                                     progress=False).to_arrays())
+                                   lambda: attribute_with(teacher, part.texts, cfg, labels=part.labels,
+                                                          progress=False).to_arrays())
             parts.append(Attributions.from_arrays(arrays))
             bar.update(len(part))
     return Attributions([v for p in parts for v in p.scores], np.concatenate([p.deltas for p in parts]),
                         np.concatenate([p.targets for p in parts]), float(sum(p.seconds for p in parts)))
 
 
-def _sharded(teacher, ds, cfg: IGConfig, progress: bool) -> dict[str, np.ndarray]:
+def _sharded(teacher, ds, cfg: ExplainerConfig, progress: bool) -> dict[str, np.ndarray]:
     """The attributions of ``ds`` computed by all processes of a launch: the same :data:`PART_SIZE` parts (and
     part cache keys) as the one-process path, so parts written by either are reused by the other."""
     from .parallel import sharded_cache
@@ -447,7 +478,7 @@ def _sharded(teacher, ds, cfg: IGConfig, progress: bool) -> dict[str, np.ndarray
 
     def compute(lo: int, hi: int) -> dict[str, np.ndarray]:
         p = part(lo, hi)
-        return attribute(teacher, p.texts, cfg, labels=p.labels, progress=False).to_arrays()
+        return attribute_with(teacher, p.texts, cfg, labels=p.labels, progress=False).to_arrays()
 
     def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         atts = [Attributions.from_arrays(a) for a in parts]
@@ -457,7 +488,7 @@ def _sharded(teacher, ds, cfg: IGConfig, progress: bool) -> dict[str, np.ndarray
     return sharded_cache("attributions", attribution_key(teacher, ds, cfg), len(ds), compute, part_size=PART_SIZE,
                          parts_namespace="attributions-parts",
                          part_key=lambda lo, hi: attribution_key(teacher, part(lo, hi), cfg), merge=merge,
-                         progress=progress, desc=f"IG {ds.name or 'data'}")
+                         progress=progress, desc=f"{explainer_name(cfg)} {ds.name or 'data'}")
 
 
 def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 16, 50),
@@ -483,6 +514,8 @@ def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 
 # ---------------------------------------------------------------- CLI step
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--explainer", choices=EXPLAINERS, default="ig",
+                   help="Integrated Gradients (DiXtill's, default) or leave-one-word-out occlusion (dixtill_lib.occlusion)")
     p.add_argument("--n-steps", type=int, default=None, help="override the mode's IG steps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per captum call")
     p.add_argument("--tokens-per-pass", type=int, default=None,
@@ -491,11 +524,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faithfulness", type=int, default=300,
                    help="valid tweets on which to measure comprehensiveness/sufficiency (0 = skip)")
     p.add_argument("--steps-study", type=int, default=32,
-                   help="valid tweets on which to compare 2/4/8/16/50 IG steps (0 = skip)")
+                   help="valid tweets on which to compare 2/4/8/16/50 IG steps (0 = skip; IG only)")
 
 
 def run_step(args: argparse.Namespace) -> Path:
-    """Attributions (cached) for the mode's train and valid splits with the default teacher."""
+    """Attributions (cached) for the mode's train and valid splits with the default teacher: rows ``ig`` (or
+    ``occlusion``), their faithfulness against random scores, and (IG) the steps study."""
     from .results import teacher_results_path, write_results
     from .tables import format_table
     from .teacher import default_teacher, pools_last_token
@@ -509,14 +543,16 @@ def run_step(args: argparse.Namespace) -> Path:
                                             teacher_dir=getattr(args, "teacher_dir", None), teacher=which)
     if pools_last_token(teacher.model):
         overrides.setdefault("tokens_per_pass", DECODER_TOKENS_PER_PASS)
-    cfg = IGConfig.for_mode(mode, **overrides)
+    explainer = getattr(args, "explainer", None) or "ig"
+    cfg = explainer_config(explainer, mode, **overrides)
     rows: list[dict[str, Any]] = []
     for split, ds in (("train", train), ("valid", valid)):
         t0 = time.perf_counter()
         att = explain_dataset(teacher, ds, cfg)
         wall = time.perf_counter() - t0
         seconds = att.seconds or wall
-        rows.append({"method": "ig", "teacher": which, "split": split, "n": len(ds), "n_steps": cfg.n_steps,
+        rows.append({"method": explainer, "teacher": which, "split": split, "n": len(ds),
+                     "n_steps": getattr(cfg, "n_steps", None),
                      "mean_abs_delta": float(np.mean(np.abs(att.deltas))),
                      "median_abs_delta": float(np.median(np.abs(att.deltas))),
                      "p95_abs_delta": float(np.percentile(np.abs(att.deltas), 95)),
@@ -527,7 +563,7 @@ def run_step(args: argparse.Namespace) -> Path:
     if n_faith > 0:
         rows += _faithfulness_rows(teacher, valid, cfg, n_faith, args.seeds[0])
     n_study = int(getattr(args, "steps_study", 0) or 0)
-    if n_study > 0:
+    if n_study > 0 and explainer == "ig":
         idx = np.sort(np.random.default_rng(args.seeds[0] + 1).permutation(len(valid))[:min(n_study, len(valid))])
         steps = sorted({2, 4, cfg.n_steps, 16, 50})
         rows += steps_study(teacher, [valid.texts[i] for i in idx], steps, base=cfg)
@@ -543,8 +579,8 @@ def run_step(args: argparse.Namespace) -> Path:
                          data={"train": train.name, "valid": valid.name})
 
 
-def _faithfulness_rows(teacher, valid, cfg: IGConfig, n: int, seed: int) -> list[dict[str, Any]]:
-    """ERASER comprehensiveness/sufficiency (AOPC over 10–50 % deletions) of IG vs random word scores."""
+def _faithfulness_rows(teacher, valid, cfg: ExplainerConfig, n: int, seed: int) -> list[dict[str, Any]]:
+    """ERASER comprehensiveness/sufficiency (AOPC over 10–50 % deletions) of the explainer vs random word scores."""
     from .faithfulness import aopc, random_scores
 
     sub_idx = np.sort(np.random.default_rng(seed).permutation(len(valid))[:min(n, len(valid))])
@@ -556,7 +592,7 @@ def _faithfulness_rows(teacher, valid, cfg: IGConfig, n: int, seed: int) -> list
         return teacher.predict_proba(t, progress=False)
 
     rows = []
-    for name, sc in (("ig", scores), ("random", random_scores(texts, seed=seed))):
+    for name, sc in ((explainer_name(cfg), scores), ("random", random_scores(texts, seed=seed))):
         res = aopc(proba, texts, sc)
         rows.append({"method": f"faithfulness/{name}", "split": "valid", "n": len(texts),
                      "comprehensiveness": res["comprehensiveness"], "sufficiency": res["sufficiency"],

@@ -55,33 +55,42 @@ def teacher_table(results: dict[str, Any]) -> pd.DataFrame:
     return frame.astype(float).round(3)
 
 
+EXPLAINER_LABELS = {"ig": "IG", "occlusion": "occlusion"}
+
+
 def explanation_table(results: dict[str, Any], n_steps: int = 4) -> pd.DataFrame:
-    """How trustworthy each teacher's IG explanations are (the DiXtill student's L_XAI target), one row per
-    teacher from its ``explain`` file: the mean |convergence delta| at ``n_steps`` on the valid split, the cosine
-    and top-3 agreement of ``n_steps`` with 50 steps (32 valid tweets), and ERASER comprehensiveness /
-    sufficiency (AOPC, 300 valid tweets) of IG next to random word scores (higher comprehensiveness and lower
-    sufficiency than random = more faithful)."""
+    """How trustworthy each teacher's explanations are (the DiXtill student's L_XAI target), one row per
+    (teacher, explainer) of its ``explain`` file: for IG the mean |convergence delta| at ``n_steps`` on the
+    valid split and the cosine and top-3 agreement of ``n_steps`` with 50 steps (32 valid tweets); for every
+    explainer ERASER comprehensiveness / sufficiency (AOPC, 300 valid tweets) next to random word scores on
+    the same tweets (higher comprehensiveness and lower sufficiency than random = more faithful). Occlusion
+    (:mod:`dixtill_lib.occlusion`) has no steps and no convergence gap: those cells are empty."""
     recs = []
     all_rows = merged_rows(results, "explain")
     for t in dict.fromkeys(r["teacher"] for r in all_rows):
         by = {(r["method"], r.get("split"), r.get("n_steps")): r for r in all_rows if r["teacher"] == t}
-        valid = by.get(("ig", "valid", n_steps), {})
-        study = by.get(("ig_steps", None, n_steps), {})
-        faith = {m: by.get((f"faithfulness/{m}", "valid", None), {}) for m in ("ig", "random")}
-        recs.append({"teacher": TEACHER_LABELS.get(t, t),
-                     f"mean |delta|, {n_steps} steps": valid.get("mean_abs_delta"),
-                     f"cos({n_steps} vs 50 steps)": study.get("cosine_to_ref"),
-                     f"top-3 agreement ({n_steps} vs 50)": study.get("top3_agreement_to_ref"),
-                     "comprehensiveness IG": faith["ig"].get("comprehensiveness"),
-                     "comprehensiveness random": faith["random"].get("comprehensiveness"),
-                     "sufficiency IG": faith["ig"].get("sufficiency"),
-                     "sufficiency random": faith["random"].get("sufficiency")})
+        random = by.get(("faithfulness/random", "valid", None), {})
+        for name, label in EXPLAINER_LABELS.items():
+            faith = by.get((f"faithfulness/{name}", "valid", None))
+            if faith is None:
+                continue
+            valid = by.get(("ig", "valid", n_steps), {}) if name == "ig" else {}
+            study = by.get(("ig_steps", None, n_steps), {}) if name == "ig" else {}
+            recs.append({"teacher": TEACHER_LABELS.get(t, t), "explanation": label,
+                         f"mean |delta|, {n_steps} steps": valid.get("mean_abs_delta"),
+                         f"cos({n_steps} vs 50 steps)": study.get("cosine_to_ref"),
+                         f"top-3 agreement ({n_steps} vs 50)": study.get("top3_agreement_to_ref"),
+                         "comprehensiveness": faith.get("comprehensiveness"),
+                         "comprehensiveness random": random.get("comprehensiveness"),
+                         "sufficiency": faith.get("sufficiency"),
+                         "sufficiency random": random.get("sufficiency")})
     if not recs:
         return pd.DataFrame()
-    return pd.DataFrame(recs).set_index("teacher").astype(float).round(3)
+    return pd.DataFrame(recs).set_index(["teacher", "explanation"]).astype(float).round(3)
 
 
-def distillation_table(results: dict[str, Any], methods: tuple[str, ...] = ("teacher", "dixtill", "kd", "tang", "ce"),
+def distillation_table(results: dict[str, Any],
+                       methods: tuple[str, ...] = ("teacher", "dixtill", "dixtill_occlusion", "kd", "tang", "ce"),
                        metrics: tuple[str, ...] = (*report.CLASSIFICATION, "agreement_cosine", "feature_agreement_k3")
                        ) -> pd.DataFrame:
     """Mean ± 95 % CI over seeds per (teacher, method), plus each student's macro-F1 as a share of its own

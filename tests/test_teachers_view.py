@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from dixtill_lib import teachers_view as tv
 
 
@@ -64,7 +66,7 @@ def test_missing_notice_names_the_missing_file_and_command():
     assert "--teacher smollm2" in whole and "SmolLM2-135M" in whole
 
 
-def test_explanation_table_one_row_per_teacher():
+def test_explanation_table_one_row_per_teacher_and_explainer():
     def rows(teacher, delta, cos, comp):
         out = [{"method": "ig", "split": "valid", "n_steps": 4, "mean_abs_delta": delta},
                {"method": "ig_steps", "n_steps": 4, "cosine_to_ref": cos, "top3_agreement_to_ref": 0.5},
@@ -75,9 +77,15 @@ def test_explanation_table_one_row_per_teacher():
             if teacher:
                 r["teacher"] = teacher
         return out
-    t = tv.explanation_table({"explain": _result(rows(None, 0.46, 0.84, 0.28)),
-                              "explain_smollm2": _result(rows("smollm2", 1.79, 0.12, 0.18))})
-    assert list(t.index) == [tv.TEACHER_LABELS["minilm"], tv.TEACHER_LABELS["smollm2"]]
-    assert t["cos(4 vs 50 steps)"].tolist() == [0.84, 0.12]
-    assert t["comprehensiveness random"].tolist() == [0.12, 0.12] and t["mean |delta|, 4 steps"].iloc[1] == 1.79
+    llm = rows("smollm2", 1.79, 0.12, 0.18) + [
+        {"method": "occlusion", "split": "valid", "n_steps": None, "mean_abs_delta": 0.0, "teacher": "smollm2"},
+        {"method": "faithfulness/occlusion", "split": "valid", "comprehensiveness": 0.4, "sufficiency": 0.05,
+         "teacher": "smollm2"}]
+    t = tv.explanation_table({"explain": _result(rows(None, 0.46, 0.84, 0.28)), "explain_smollm2": _result(llm)})
+    mini, smol = tv.TEACHER_LABELS["minilm"], tv.TEACHER_LABELS["smollm2"]
+    assert list(t.index) == [(mini, "IG"), (smol, "IG"), (smol, "occlusion")]
+    assert t["cos(4 vs 50 steps)"].tolist()[:2] == [0.84, 0.12] and np.isnan(t["cos(4 vs 50 steps)"].iloc[2])
+    assert t["comprehensiveness"].tolist() == [0.28, 0.18, 0.4]
+    assert t["comprehensiveness random"].tolist() == [0.12, 0.12, 0.12] and t["mean |delta|, 4 steps"].iloc[1] == 1.79
+    assert np.isnan(t["mean |delta|, 4 steps"].iloc[2])
     assert tv.explanation_table({}).empty
