@@ -300,6 +300,56 @@ def _endpoint_probs(model, input_ids: torch.Tensor, baseline: torch.Tensor, mask
     return torch.softmax(logits.float(), dim=-1)
 
 
+def path_probs(teacher, texts: Sequence[str], alphas: Sequence[float] = tuple(np.linspace(0, 1, 21)),
+               cfg: IGConfig = IGConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """The explained class's probability at points ``alphas`` of IG's straight-line path, from the baseline
+    (``alpha=0``) to the text (``alpha=1``): the function whose integral IG approximates with ``n_steps``
+    points. Returns ``(probs (n, len(alphas)), targets (n,))``; the target is the class predicted at
+    ``alpha=1`` (``cfg.target="predicted"``). One text at a time, no padding, the same embedding swap as
+    the convergence check (module docstring, point 2). A smooth curve is what few steps can integrate; a
+    curve that jumps between 0 and 1 within a few per cent of the path is not."""
+    if cfg.target != "predicted":
+        raise ValueError("path_probs explains the predicted class: use IGConfig(target='predicted').")
+    texts = _check(texts, None, cfg)
+    enc = _encode(teacher.tokenizer, texts, teacher.max_length)
+    pad_id = _pad_id(teacher.tokenizer)
+    model, dev = teacher.model.eval(), teacher.device
+    emb = model.get_input_embeddings()
+    a = torch.tensor(list(alphas), dtype=torch.float32, device=dev)[:, None, None]
+    out = np.zeros((len(texts), len(a)), dtype=np.float32)
+    targets = np.zeros(len(texts), dtype=np.int64)
+    for i, (x, sp) in enumerate(zip(enc.input_ids, enc.special)):
+        ids = torch.tensor([x], device=dev)
+        base = torch.tensor([[t if s else pad_id for t, s in zip(x, sp)]], device=dev)
+        with torch.no_grad():
+            xe, be = emb(ids), emb(base)
+            path = be + a * (xe - be)                                        # (A, L, D)
+            handle = emb.register_forward_hook(lambda m, args, o: path.to(o.dtype))
+            try:
+                rep_ids = ids.expand(len(a), -1)
+                logits = model(input_ids=rep_ids, attention_mask=torch.ones_like(rep_ids)).logits
+            finally:
+                handle.remove()
+        p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        targets[i] = int(p[-1].argmax())
+        out[i] = p[:, targets[i]]
+    return out, targets
+
+
+def path_rows(teacher, valid, n: int, seed: int, cfg: IGConfig = IGConfig(), points: int = 21) -> list[dict[str, Any]]:
+    """One ``ig_path`` result row: :func:`path_probs` of ``n`` random valid tweets (their indices stored, not
+    their texts) at ``points`` evenly spaced alphas, and the mean over tweets of the largest change between
+    neighbouring points (``mean_max_jump``: near 0 for a smooth path, near 1 when it flips)."""
+    idx = np.sort(np.random.default_rng(seed + 2).permutation(len(valid))[:min(n, len(valid))])
+    alphas = np.linspace(0, 1, points)
+    probs, targets = path_probs(teacher, [valid.texts[i] for i in idx], alphas, cfg)
+    jumps = np.abs(np.diff(probs, axis=1)).max(axis=1)
+    return [{"method": "ig_path", "split": "valid", "n": len(idx), "valid_index": idx.tolist(),
+             "alphas": [round(float(x), 4) for x in alphas], "targets": targets.tolist(),
+             "p_target": np.round(probs, 4).tolist(), "mean_max_jump": float(jumps.mean()),
+             "median_max_jump": float(np.median(jumps))}]
+
+
 def _make_lig(teacher):
     from captum.attr import LayerIntegratedGradients
 
@@ -525,6 +575,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="valid tweets on which to measure comprehensiveness/sufficiency (0 = skip)")
     p.add_argument("--steps-study", type=int, default=32,
                    help="valid tweets on which to compare 2/4/8/16/50 IG steps (0 = skip; IG only)")
+    p.add_argument("--path-profile", type=int, default=8,
+                   help="valid tweets whose probability along IG's path is recorded at 21 points (0 = skip; IG only)")
 
 
 def run_step(args: argparse.Namespace) -> Path:
@@ -567,6 +619,9 @@ def run_step(args: argparse.Namespace) -> Path:
         idx = np.sort(np.random.default_rng(args.seeds[0] + 1).permutation(len(valid))[:min(n_study, len(valid))])
         steps = sorted({2, 4, cfg.n_steps, 16, 50})
         rows += steps_study(teacher, [valid.texts[i] for i in idx], steps, base=cfg)
+    n_path = int(getattr(args, "path_profile", 0) or 0)
+    if n_path > 0 and explainer == "ig":
+        rows += path_rows(teacher, valid, n_path, args.seeds[0], cfg)
     print(format_table(rows, ["method", "split", "n", "n_steps", "mean_abs_delta", "seconds",
                               "sentences_per_second", "comprehensiveness", "sufficiency"]))
     for r in rows:

@@ -238,7 +238,7 @@ def test_explain_step_writes_results(tiny, tweets, monkeypatch, tmp_path):
                         (tiny, train, valid))
     out = tmp_path / "explain.json"
     args = argparse.Namespace(mode="quick", seeds=[29], data_dir=None, device="cpu", out=str(out), n_steps=4,
-                              batch_size=8, faithfulness=10, steps_study=4, threads=None)
+                              batch_size=8, faithfulness=10, steps_study=4, threads=None, path_profile=3)
     assert run_step(args) == out
     rows = json.loads(out.read_text())["rows"]
     ig = {r["split"]: r for r in rows if r["method"] == "ig"}
@@ -250,6 +250,9 @@ def test_explain_step_writes_results(tiny, tweets, monkeypatch, tmp_path):
     study = {r["n_steps"]: r for r in rows if r["method"] == "ig_steps"}
     assert sorted(study) == [2, 4, 16, 50] and study[50]["cosine_to_ref"] == pytest.approx(1.0)
     assert study[2]["mean_abs_delta"] >= study[50]["mean_abs_delta"]
+    (path,) = [r for r in rows if r["method"] == "ig_path"]
+    assert path["n"] == 3 and len(path["valid_index"]) == 3 and len(path["alphas"]) == 21
+    assert np.asarray(path["p_target"]).shape == (3, 21) and 0 <= path["mean_max_jump"] <= 1
 
 
 def test_delta_equals_captums_convergence_delta(tiny, tweets):
@@ -303,3 +306,26 @@ def test_explain_step_with_a_teacher_folder(tiny, tweets, monkeypatch, tmp_path)
 
     with pytest.raises(MissingModelError, match="no valid saved teacher"):
         run_step(args)
+
+
+@pytest.mark.parametrize("decoder", [False, True])
+def test_path_probs_end_points_are_the_text_and_the_baseline(tiny, tweets, decoder):
+    from dixtill_lib.explain import _encode, _endpoint_probs, _pad_id, path_probs
+    from dixtill_lib.tiny import tiny_llama_teacher
+
+    teacher = tiny_llama_teacher(list(tweets.texts), hidden=48, heads=6, kv_heads=2) if decoder else tiny
+    texts = tweets.texts[:3]
+    probs, targets = path_probs(teacher, texts, alphas=(0.0, 0.5, 1.0))
+    full = teacher.predict_proba(texts, progress=False)
+    assert targets.tolist() == full.argmax(1).tolist()
+    np.testing.assert_allclose(probs[:, 2], full.max(1), atol=1e-5)
+    enc = _encode(teacher.tokenizer, texts, teacher.max_length)
+    pad = _pad_id(teacher.tokenizer)
+    for i, (x, sp) in enumerate(zip(enc.input_ids, enc.special)):
+        ids = torch.tensor([x])
+        base = torch.tensor([[t if s else pad for t, s in zip(x, sp)]])
+        with torch.no_grad():
+            both = _endpoint_probs(teacher.model, ids, base, torch.ones_like(ids))
+        assert float(probs[i, 0]) == pytest.approx(float(both[1, targets[i]]), abs=1e-5)  # IG's F(baseline)
+    with pytest.raises(ValueError, match="predicted class"):
+        path_probs(teacher, texts, cfg=IGConfig(target="true"))
