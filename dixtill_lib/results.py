@@ -110,8 +110,14 @@ def merging(enabled: bool = True) -> Iterator[None]:
 
 
 def row_key(row: dict[str, Any], fields: Sequence[str] = ROW_KEY_FIELDS) -> tuple:
-    """The identity of a result row: its values of ``fields`` (absent fields are skipped)."""
-    return tuple((f, json.dumps(row[f], sort_keys=True, default=str)) for f in fields if f in row)
+    """The identity of a result row: its values of ``fields`` (absent fields are skipped). The teacher is
+    always :func:`row_teacher`'s reading, so a row written before rows carried a ``teacher`` field (MiniLM)
+    is the same row as its rerun that names ``"minilm"``."""
+    def value(f: str) -> Any:
+        return row_teacher(row) if f == "teacher" else row[f]
+
+    return tuple((f, json.dumps(value(f), sort_keys=True, default=str)) for f in fields
+                 if f in row or f == "teacher")
 
 
 def merge_results(old: dict[str, Any], new: dict[str, Any], key_fields: Sequence[str] = ROW_KEY_FIELDS) -> dict[str, Any]:

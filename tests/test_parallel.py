@@ -122,6 +122,13 @@ def test_merge_keys_rows_by_identifying_fields():
     new = {"provenance": {"seeds": [0]}, "rows": [{"method": "tiny", "task": "tfns", "k": 8, "seed": 0, "a": 3}]}
     rows = merge_results(old, new)["rows"]
     assert [(r["task"], r["a"]) for r in rows] == [("tfns", 3), ("sst2", 2)]  # replaced in place
+    # a row written before rows named their teacher is MiniLM's: a rerun that names it replaces it
+    old = {"provenance": {"seeds": [29]}, "rows": [{"method": "ig", "split": "valid", "n_steps": 4, "a": 1}]}
+    new = {"provenance": {"seeds": [29]}, "rows": [{"method": "ig", "split": "valid", "n_steps": 4, "a": 2,
+                                                    "teacher": "minilm"},
+                                                   {"method": "ig", "split": "valid", "n_steps": 4, "a": 3,
+                                                    "teacher": "smollm2"}]}
+    assert [r["a"] for r in merge_results(old, new)["rows"]] == [2, 3]
 
 
 # ---------------------------------------------------------------- a real 2-process launch (gloo on CPU)
