@@ -89,6 +89,32 @@ def explanation_table(results: dict[str, Any], n_steps: int = 4) -> pd.DataFrame
     return pd.DataFrame(recs).set_index(["teacher", "explanation"]).astype(float).round(3)
 
 
+def path_plot(results: dict[str, Any]):
+    """One panel per teacher: the explained class's probability along IG's straight-line path (rows ``ig_path``
+    of its ``explain`` file), one line per valid tweet, IG's 4 Gauss–Legendre points marked. A smooth path is
+    what 4 points can integrate; a path that jumps, or jumps back, is not. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in merged_rows(results, "explain") if r["method"] == "ig_path"]
+    if not rows:
+        raise ValueError("No ig_path rows: run `python -m dixtill_lib explain --full --path-profile 8 --merge` "
+                         "(and with --teacher smollm2).")
+    _, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.6), sharey=True, squeeze=False)
+    nodes = (np.polynomial.legendre.leggauss(4)[0] + 1) / 2  # captum's gausslegendre points on [0, 1]
+    for ax, r in zip(axes[0], rows):
+        alphas, probs = np.asarray(r["alphas"]), np.asarray(r["p_target"])
+        for p in probs:
+            ax.plot(alphas, p, lw=1.2, alpha=0.8)
+        for x in nodes:
+            ax.axvline(x, color="grey", ls=":", lw=1)
+        ax.set_title(f"{TEACHER_LABELS.get(r['teacher'], r['teacher'])}\nmean largest jump between "
+                     f"neighbouring points {r['mean_max_jump']:.2f}", fontsize=10)
+        ax.set_xlabel("alpha (0 = baseline, 1 = tweet)")
+    axes[0][0].set_ylabel("probability of the explained class")
+    plt.tight_layout()
+    return axes[0]
+
+
 def distillation_table(results: dict[str, Any],
                        methods: tuple[str, ...] = ("teacher", "dixtill", "dixtill_occlusion", "kd", "tang", "ce"),
                        metrics: tuple[str, ...] = (*report.CLASSIFICATION, "agreement_cosine", "feature_agreement_k3")

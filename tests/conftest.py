@@ -25,6 +25,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return root
 
 
+@pytest.fixture
+def torch_one_thread():
+    """Tiny models run fastest on one torch thread (and do not fight other jobs on a shared box); use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = Path(os.environ["DIXTILL_DATA"])

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from dixtill_lib.explain import IGConfig, attribution_key, explain_dataset, explainer_config
 from dixtill_lib.occlusion import OcclusionConfig, attribute, without_each_word
@@ -15,12 +14,7 @@ from dixtill_lib.occlusion import OcclusionConfig, attribute, without_each_word
 RAW = OcclusionConfig(normalise="none", batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_without_each_word():

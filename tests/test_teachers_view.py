@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from dixtill_lib import teachers_view as tv
 
@@ -89,3 +90,20 @@ def test_explanation_table_one_row_per_teacher_and_explainer():
     assert t["comprehensiveness random"].tolist() == [0.12, 0.12, 0.12] and t["mean |delta|, 4 steps"].iloc[1] == 1.79
     assert np.isnan(t["mean |delta|, 4 steps"].iloc[2])
     assert tv.explanation_table({}).empty
+
+
+def test_path_plot_one_panel_per_teacher():
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    def row(teacher, jump):
+        r = {"method": "ig_path", "split": "valid", "n": 2, "alphas": [0.0, 0.5, 1.0],
+             "p_target": [[0.1, 0.2, 0.9], [0.5, 0.6, 0.7]], "mean_max_jump": jump}
+        return {**r, "teacher": teacher} if teacher else r
+
+    axes = tv.path_plot({"explain": _result([row(None, 0.4)]), "explain_smollm2": _result([row("smollm2", 0.7)])})
+    assert len(axes) == 2 and len(axes[0].lines) == 2 + 4  # two tweets + IG's 4 quadrature points
+    assert "0.70" in axes[1].get_title() and "SmolLM2" in axes[1].get_title()
+    with pytest.raises(ValueError, match="--path-profile"):
+        tv.path_plot({"explain": _result([])})
