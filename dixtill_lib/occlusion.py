@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -68,6 +68,29 @@ def without_each_word(text: str) -> list[str]:
     return [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
 
 
+def word_drops(predict_proba: Callable[[list[str]], np.ndarray], texts: Sequence[str], num_labels: int,
+               labels: Sequence[int] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Raw occlusion scores: for each text, ``p_t(text) − p_t(text without word i)`` for every word ``i`` of
+    ``text.split()`` (float64), and the targets ``t`` (the class predicted for the whole text, or ``labels``).
+    ``predict_proba(list of texts) -> (n, num_labels)`` is called once, on the texts and all their deletions;
+    an empty deletion (one-word text) counts as ``1 / num_labels`` for every class."""
+    variants: list[str] = list(texts)           # the whole texts first, then every one-word deletion
+    owner: list[int] = []
+    for i, t in enumerate(texts):
+        for v in without_each_word(t):
+            variants.append(v)
+            owner.append(i)
+    real = [j for j, v in enumerate(variants) if v]
+    proba = np.full((len(variants), num_labels), 1.0 / num_labels)
+    proba[real] = predict_proba([variants[j] for j in real])
+    n = len(texts)
+    targets = np.asarray(labels, dtype=np.int64) if labels is not None else proba[:n].argmax(1).astype(np.int64)
+    owner_a = np.asarray(owner, dtype=np.int64)
+    drops = proba[owner_a, targets[owner_a]] - proba[n:][np.arange(len(owner_a)), targets[owner_a]]
+    bounds = np.cumsum([0] + [len(t.split()) for t in texts])
+    return [drops[a:b] for a, b in zip(bounds[:-1], bounds[1:])], targets
+
+
 def attribute(teacher, texts: Sequence[str], cfg: OcclusionConfig = OcclusionConfig(),
               labels: Sequence[int] | None = None, progress: bool = True):
     """Occlusion word attributions of ``texts`` (see the module docstring) as
@@ -79,25 +102,11 @@ def attribute(teacher, texts: Sequence[str], cfg: OcclusionConfig = OcclusionCon
     if cfg.target == "true" and (labels is None or len(labels) != len(texts)):
         raise ValueError("OcclusionConfig(target='true') needs `labels`, one per text.")
     t0 = time.perf_counter()
-    variants: list[str] = list(texts)           # the whole texts first, then every one-word deletion
-    owner: list[int] = []
-    for i, t in enumerate(texts):
-        for v in without_each_word(t):
-            variants.append(v)
-            owner.append(i)
-    real = [j for j, v in enumerate(variants) if v]
-    proba = np.full((len(variants), teacher.num_labels), 1.0 / teacher.num_labels)
-    proba[real] = teacher.predict_proba([variants[j] for j in real], batch_size=cfg.batch_size, progress=progress)
-    n = len(texts)
-    targets = (np.asarray(labels, dtype=np.int64) if cfg.target == "true" else proba[:n].argmax(1).astype(np.int64))
-    owner_a = np.asarray(owner, dtype=np.int64)
-    drops = proba[owner_a, targets[owner_a]] - proba[n:][np.arange(len(owner_a)), targets[owner_a]]
-    scores, start = [], 0
-    for t in texts:
-        k = len(t.split())
-        s = drops[start:start + k].astype(np.float64)
-        start += k
+    drops, targets = word_drops(lambda v: teacher.predict_proba(v, batch_size=cfg.batch_size, progress=progress),
+                                texts, teacher.num_labels, labels if cfg.target == "true" else None)
+    scores = []
+    for s in drops:
         if cfg.normalise == "l2" and np.linalg.norm(s) > 0:
             s = s / np.linalg.norm(s)
         scores.append(s.astype(np.float32))
-    return Attributions(scores, np.zeros(n, np.float32), targets, time.perf_counter() - t0)
+    return Attributions(scores, np.zeros(len(texts), np.float32), targets, time.perf_counter() - t0)

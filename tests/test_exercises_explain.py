@@ -78,3 +78,34 @@ def test_feature_agreement_checker():
         check_feature_agreement(uncapped)
     with pytest.raises(ExerciseFailure, match="single number"):
         check_feature_agreement(lambda a, b, k: [1.0, 2.0])
+
+
+def test_occlusion_checker():
+    from dixtill_lib.exercises.explain import check_occlusion_scores, reference_occlusion_scores, toy_predict_proba
+
+    assert check_occlusion_scores(reference_occlusion_scores).startswith("Correct")
+    p = toy_predict_proba(["stocks up up today"])[0]
+    assert p.argmax() == 1  # bullish: "up" is the strongest word, and it is there twice
+
+    def flipped(pp, text):
+        return -reference_occlusion_scores(pp, text)
+
+    def prob_without(pp, text):
+        w = text.split()
+        t = int(pp([text])[0].argmax())
+        return pp([" ".join(w[:i] + w[i + 1:]) for i in range(len(w))])[:, t]
+
+    def every_copy(pp, text):
+        w = text.split()
+        t = int(pp([text])[0].argmax())
+        return pp([text])[0, t] - pp([" ".join(x for x in w if x != v) for v in w])[:, t]
+
+    def class_zero(pp, text):
+        w = text.split()
+        return pp([text])[0, 0] - pp([" ".join(w[:i] + w[i + 1:]) for i in range(len(w))])[:, 0]
+
+    for wrong, msg in ((flipped, "signs are flipped"), (prob_without, "probability \\*without\\*"),
+                       (every_copy, "every copy"), (class_zero, "explained class 0"),
+                       (lambda pp, t: None, "None"), (lambda pp, t: [0.0], "one score per word")):
+        with pytest.raises(ExerciseFailure, match=msg):
+            check_occlusion_scores(wrong)

@@ -8,6 +8,9 @@
   tokens dropped; 0.0 for a word without pieces), using the tokenizer's character offsets.
 * :func:`check_feature_agreement` — ``feature_agreement(a, b, k)``: |top_k(a) ∩ top_k(b)| / k, top-k by
   absolute value, k capped at the sentence length.
+* :func:`check_occlusion_scores` — ``occlusion_scores(predict_proba, text)``: for each word of
+  ``text.split()``, how much the probability of the class predicted for ``text`` falls when that one word
+  (by position) is deleted (:mod:`dixtill_lib.occlusion`, raw scores).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 from . import ExerciseFailure, correct, expect_close
 from ..agreement import feature_agreement_at_k
 from ..explain import merge_to_words, piece_to_word
+from ..occlusion import word_drops
 
 # ---------------------------------------------------------------- 1. IG by hand
 
@@ -164,3 +168,59 @@ def check_feature_agreement(feature_agreement: Callable[[np.ndarray, np.ndarray,
                                   f"min(k, n), not by k (input: {on}).")
         expect_close(got, want, "feature agreement", on, rtol=1e-6)
     return correct("Feature agreement only asks *which* words are in both top-k sets, not in what order.")
+
+
+# ---------------------------------------------------------------- 4. occlusion
+
+def reference_occlusion_scores(predict_proba: Callable[[list[str]], np.ndarray], text: str) -> np.ndarray:
+    num_labels = np.asarray(predict_proba([text])).shape[1]
+    return word_drops(predict_proba, [text], num_labels)[0][0]
+
+
+#: A bag-of-words "teacher": each word adds its weight vector to the logits of (bearish, bullish, neutral).
+TOY_WEIGHTS = {"stocks": (0.0, 0.3, 0.2), "up": (-0.8, 1.2, 0.0), "today": (0.0, 0.0, 0.4),
+               "profit": (-0.3, 0.9, 0.1), "warning": (1.6, -0.6, 0.0), "hits": (0.7, 0.0, 0.0),
+               "shares": (0.1, 0.1, 0.3), "fed": (0.0, 0.0, 0.9), "holds": (0.1, 0.1, 0.8),
+               "rates": (0.2, 0.0, 0.5), "steady": (-0.2, 0.3, 0.6)}
+OCCLUSION_CASES = ["stocks up up today", "profit warning hits shares", "fed holds rates steady"]
+
+
+def toy_predict_proba(texts: list[str]) -> np.ndarray:
+    """Softmax of the summed word weights (unknown words add nothing) — one row per text."""
+    z = np.array([np.sum([TOY_WEIGHTS.get(w, (0.0, 0.0, 0.0)) for w in t.split()] or [(0.0, 0.0, 0.0)], axis=0)
+                  for t in texts])
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def check_occlusion_scores(occlusion_scores: Callable[[Callable, str], np.ndarray]) -> str:
+    for text in OCCLUSION_CASES:
+        on = f"text={text!r}"
+        got = occlusion_scores(toy_predict_proba, text)
+        if got is None:
+            raise ExerciseFailure(f"Your function returned None (input: {on}).")
+        got = np.asarray(got, dtype=float).ravel()
+        words = text.split()
+        if got.size != len(words):
+            raise ExerciseFailure(f"Return one score per word of text.split() ({len(words)}), got {got.size} "
+                                  f"(input: {on}).")
+        want = reference_occlusion_scores(toy_predict_proba, text)
+        full = toy_predict_proba([text])[0]
+        t = int(full.argmax())
+        deleted = toy_predict_proba([" ".join(words[:i] + words[i + 1:]) for i in range(len(words))])
+        if np.allclose(got, -want) and not np.allclose(want, 0):
+            raise ExerciseFailure("Your signs are flipped: a word that *supports* the prediction should score "
+                                  f"positive, p(text) − p(text without the word) (input: {on}).")
+        if np.allclose(got, deleted[:, t]):
+            raise ExerciseFailure("You returned the probability *without* each word; the score is how much it "
+                                  f"falls: p(text) − p(text without the word) (input: {on}).")
+        every = toy_predict_proba([" ".join(x for x in words if x != w) for w in words])
+        if np.allclose(got, full[t] - every[:, t]) and not np.allclose(every, deleted):
+            raise ExerciseFailure("You deleted every copy of a repeated word (e.g. with str.replace); delete only "
+                                  f"the word at that position (input: {on}).")
+        for c in range(full.size):
+            if c != t and np.allclose(got, full[c] - deleted[:, c]):
+                raise ExerciseFailure(f"You explained class {c}; explain the class the model predicts for the "
+                                      f"whole text ({t}) (input: {on}).")
+        expect_close(got, want, "occlusion scores", on, rtol=1e-6, atol=1e-9)
+    return correct("Each score is an exact 'what if this word were gone' — no gradients and no path, unlike IG.")
