@@ -45,7 +45,8 @@ from .compress import (CompressConfig, add_keep_argument, cached_importance,
 from .config import cache_dir, get_mode
 from .data import Dataset
 from .distill import student_root  # where distill saved each teacher's students
-from .heads import DEFAULT_GRANULARITY, ahp_name, head_counts, keep_mask, kv_head_counts, pruned_teacher, valid_keep_levels
+from .heads import (DEFAULT_GRANULARITY, ahp_name, head_counts, keep_mask, kv_head_counts, pruned_teacher,
+                    valid_keep_levels)
 
 ROW_FIELDS: tuple[str, ...] = (
     "method", "family", "params", "size_bytes", "compression_ratio", "latency_ms_b1", "latency_ms_b32",

@@ -731,7 +731,9 @@ def targets_table(rows: Sequence[dict[str, Any]]) -> "Any":
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--explainer", choices=("ig", "occlusion"), default="ig",
+    from .explain import EXPLAINERS
+
+    p.add_argument("--explainer", choices=EXPLAINERS, default="ig",
                    help="the teacher's explanations: IG (default) or occlusion (rows and students <method>_occlusion)")
     p.add_argument("--temperatures", default="1,2,3,4,5",
                    help="DiXtill temperature sweep (rows dixtill_T<k>); empty string = no sweep")
@@ -760,6 +762,7 @@ def _int_list(text: str | None) -> list[int]:
 
 def run_step(args: argparse.Namespace) -> Path:
     """Train and evaluate every student; write ``results[/quick]/distillation.json``."""
+    from .explain import explainer_config
     from .results import teacher_results_path, write_results
     from .tables import format_table
 
@@ -785,8 +788,6 @@ def run_step(args: argparse.Namespace) -> Path:
     t_start = time.perf_counter()
     teacher_dir = getattr(args, "teacher_dir", None)
     which = getattr(args, "teacher", None) or "minilm"
-    from .explain import explainer_config
-
     explainer = getattr(args, "explainer", None) or "ig"
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
                             teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode))
@@ -816,8 +817,8 @@ def run_step(args: argparse.Namespace) -> Path:
             if not args.no_ablation:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
-    plan_info = {"methods": methods, "explainer": explainer, "seeds": seeds, "temperature_sweep": temps, "sweep_seeds": sweep_seeds,
-                 "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
+    plan_info = {"methods": methods, "explainer": explainer, "seeds": seeds, "temperature_sweep": temps,
+                 "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "
                          "deterministic) and carry same_run_as='dixtill'."}

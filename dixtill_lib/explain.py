@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from .config import get_mode
 from .io import cached_arrays, hash_texts, stable_hash
+from . import occlusion
 from .occlusion import OcclusionConfig
 
 #: Padded tokens per forward/backward pass for a decoder-LLM teacher (SmolLM2): bounds IG's memory to ~2 GB
@@ -464,8 +465,6 @@ def attribute_with(teacher, texts: Sequence[str], cfg: ExplainerConfig, labels: 
                    progress: bool = True) -> Attributions:
     """:func:`attribute` (IG) or :func:`dixtill_lib.occlusion.attribute`, by the type of ``cfg``."""
     if isinstance(cfg, OcclusionConfig):
-        from . import occlusion
-
         return occlusion.attribute(teacher, texts, cfg, labels=labels, progress=progress)
     return attribute(teacher, texts, cfg, labels=labels, progress=progress)
 
@@ -565,7 +564,8 @@ def steps_study(teacher, texts: Sequence[str], steps: Sequence[int] = (2, 4, 8, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explainer", choices=EXPLAINERS, default="ig",
-                   help="Integrated Gradients (DiXtill's, default) or leave-one-word-out occlusion (dixtill_lib.occlusion)")
+                   help="Integrated Gradients (DiXtill's, default) or leave-one-word-out occlusion "
+                        "(dixtill_lib.occlusion)")
     p.add_argument("--n-steps", type=int, default=None, help="override the mode's IG steps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per captum call")
     p.add_argument("--tokens-per-pass", type=int, default=None,
