@@ -373,13 +373,14 @@ def _finish(text_scores: list[np.ndarray], enc: _Encoded, cfg: IGConfig) -> list
     return out
 
 
-def _check(texts: Sequence[str], labels, cfg: IGConfig) -> list[str]:
+def _check(texts: Sequence[str], labels, cfg: "ExplainerConfig") -> list[str]:
+    """The texts as a list (one clear error for bad ones), and the labels a ``target="true"`` config needs."""
     from .teacher import check_texts
 
     texts = check_texts(texts, before="explaining")
     if cfg.target == "true":
         if labels is None or len(labels) != len(texts):
-            raise ValueError("IGConfig(target='true') needs `labels`, one per text.")
+            raise ValueError(f"{type(cfg).__name__}(target='true') needs `labels`, one per text.")
     return texts
 
 

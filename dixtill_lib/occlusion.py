@@ -95,12 +95,9 @@ def attribute(teacher, texts: Sequence[str], cfg: OcclusionConfig = OcclusionCon
               labels: Sequence[int] | None = None, progress: bool = True):
     """Occlusion word attributions of ``texts`` (see the module docstring) as
     :class:`dixtill_lib.explain.Attributions`; ``deltas`` are all 0 (occlusion has no convergence gap)."""
-    from .explain import Attributions
-    from .teacher import check_texts
+    from .explain import Attributions, _check
 
-    texts = check_texts(texts, before="explaining")
-    if cfg.target == "true" and (labels is None or len(labels) != len(texts)):
-        raise ValueError("OcclusionConfig(target='true') needs `labels`, one per text.")
+    texts = _check(texts, labels, cfg)
     t0 = time.perf_counter()
     drops, targets = word_drops(lambda v: teacher.predict_proba(v, batch_size=cfg.batch_size, progress=progress),
                                 texts, teacher.num_labels, labels if cfg.target == "true" else None)

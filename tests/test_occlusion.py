@@ -38,7 +38,7 @@ def test_true_label_target_and_its_check(tiny, tweets):
     texts, labels = tweets.texts[:3], tweets.labels[:3]
     att = attribute(tiny, texts, replace(RAW, target="true"), labels=labels, progress=False)
     assert att.targets.tolist() == labels.tolist()
-    with pytest.raises(ValueError, match="needs `labels`"):
+    with pytest.raises(ValueError, match=r"OcclusionConfig\(target=.true.\) needs `labels`"):
         attribute(tiny, texts, replace(RAW, target="true"), progress=False)
     with pytest.raises(ValueError, match="target must be"):
         OcclusionConfig(target="gold")
