@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import parallel
+from .augment import AugmentConfig, TransferSet, build_transfer_set
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
 from .student import (BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
@@ -102,10 +103,14 @@ def cosine_keras(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (l2_normalize(a) * l2_normalize(b)).sum(-1)
 
 
-def xai_loss(teacher_expl: torch.Tensor, sig_m: torch.Tensor) -> torch.Tensor:
+def xai_loss(teacher_expl: torch.Tensor, sig_m: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """``L_XAI = ½·(1 − mean_b cos(σ_T, σm))``: 0 when the student's scores point like the teacher's,
-    ½ when orthogonal, 1 when opposite."""
-    return 0.5 * (1 - cosine_keras(teacher_expl, sig_m).mean())
+    ½ when orthogonal, 1 when opposite. ``rows`` (0/1 per example): average over the examples that have a
+    teacher explanation only (the others, e.g. transfer-set texts, give no term); ½ when none has one."""
+    cos = cosine_keras(teacher_expl, sig_m)
+    if rows is None:
+        return 0.5 * (1 - cos.mean())
+    return 0.5 * (1 - (cos * rows).sum() / rows.sum().clamp(min=1))
 
 
 def bounded_kd(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T: float = 5.0,
@@ -120,12 +125,13 @@ def bounded_kd(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T: fl
 
 def dixtill_loss(logits: torch.Tensor, sig_m: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor,
                  teacher_expl: torch.Tensor, T: float = 5.0, weights: tuple[float, float, float] = (0.1, 0.9, 0.9),
-                 paper_form: bool = False) -> tuple[torch.Tensor, Parts]:
+                 paper_form: bool = False, has_expl: torch.Tensor | None = None) -> tuple[torch.Tensor, Parts]:
     """The authors' ``DistillerXAI`` loss: ``w_ce·CE + w_kd·L_KD + w_xai·L_XAI`` with (0.1, 0.9, 0.9).
-    ``teacher_expl`` is the teacher's word attributions padded with zeros to the student's ``max_len``."""
+    ``teacher_expl`` is the teacher's word attributions padded with zeros to the student's ``max_len``;
+    ``has_expl`` marks the rows that have one (see :func:`xai_loss`; ``None`` = all)."""
     ce = F.cross_entropy(logits, labels)
     kd = bounded_kd(teacher_logits, logits, T, paper_form)
-    xai = xai_loss(teacher_expl, sig_m)
+    xai = xai_loss(teacher_expl, sig_m, has_expl)
     w_ce, w_kd, w_xai = weights
     return w_ce * ce + w_kd * kd + w_xai * xai, {"ce": ce, "kd": kd, "xai": xai}
 
@@ -173,16 +179,17 @@ class DistillConfig:
 
 
 def loss_for(method: str, cfg: DistillConfig) -> Callable[..., tuple[torch.Tensor, Parts]]:
-    """``fn(logits, sig_m, labels, teacher_logits, teacher_expl) -> (total, parts)`` for a method."""
+    """``fn(logits, sig_m, labels, teacher_logits, teacher_expl, has_expl=None) -> (total, parts)`` for a method
+    (``has_expl``: which rows have a teacher explanation; only DiXtill reads it)."""
     T = cfg.temperature
     if method == "ce":
-        return lambda z, s, y, zt, e: ce_loss(z, y)
+        return lambda z, s, y, zt, e, h=None: ce_loss(z, y)
     if method == "kd":
-        return lambda z, s, y, zt, e: kd_kl_loss(z, y, zt, T, cfg.alpha)
+        return lambda z, s, y, zt, e, h=None: kd_kl_loss(z, y, zt, T, cfg.alpha)
     if method == "tang":
-        return lambda z, s, y, zt, e: kd_mse_loss(z, y, zt, cfg.alpha)
+        return lambda z, s, y, zt, e, h=None: kd_mse_loss(z, y, zt, cfg.alpha)
     if method == "dixtill":
-        return lambda z, s, y, zt, e: dixtill_loss(z, s, y, zt, e, T, cfg.weights, cfg.paper_kd)
+        return lambda z, s, y, zt, e, h=None: dixtill_loss(z, s, y, zt, e, T, cfg.weights, cfg.paper_kd, h)
     raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
 
 
@@ -259,7 +266,7 @@ def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: in
     for s in range(lo, hi, batch_size):
         b = {k: v[s:min(s + batch_size, hi)] for k, v in data.items()}
         z, sig = model(b["ids"], b["mask"])
-        total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])
+        total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"], b.get("has_e"))
         m = len(b["y"])
         for k, v in {"total": total, **parts, **_monitors(z, sig, b)}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * m
@@ -281,14 +288,17 @@ def _monitors(z, sig, b) -> dict[str, torch.Tensor]:
 
 def train_student(method: str, texts: Sequence[str], labels, teacher_logits, teacher_expl, vocab: Vocab,
                   cfg: DistillConfig | None = None, student_cfg: StudentConfig | None = None, seed: int = 0,
-                  embeddings: np.ndarray | None = None, progress: bool = True) -> TrainedStudent:
+                  embeddings: np.ndarray | None = None, progress: bool = True,
+                  transfer: TransferSet | None = None) -> TrainedStudent:
     """Train one student with ``method``'s loss on the training texts.
 
     ``teacher_logits``: (n, C); ``teacher_expl``: ragged per-word attributions (or an (n, max_len)
     array), needed only by ``dixtill`` (pass zeros otherwise). The last ``cfg.holdout`` of the rows is
     held out (Keras-style, :func:`dixtill_lib.data.holdout_split`), the rest shuffled each epoch (seeded);
     the epoch with the lowest held-out total loss is restored. ``embeddings``: a precomputed GloVe matrix
-    for ``vocab`` (saves the lookup when training many students)."""
+    for ``vocab`` (saves the lookup when training many students). ``transfer``: extra teacher-labelled texts
+    (:mod:`dixtill_lib.augment`) trained on with the fitted rows, each made from one of those rows (never from a
+    held-out one); their hard label is the teacher's argmax and they have no explanation term."""
     cfg = cfg or DistillConfig()
     student_cfg = student_cfg or StudentConfig()
     texts = list(texts)
@@ -301,6 +311,16 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     data = _tensors(vocab, texts, labels, teacher_logits, teacher_expl, student_cfg.max_len)
     fit = {k: v[:n_fit] for k, v in data.items()}
     val = {k: v[n_fit:] for k, v in data.items()}
+    if transfer is not None and len(transfer):
+        if int(transfer.source.max()) >= n_fit:
+            raise ValueError(f"the transfer set has texts made from held-out rows (source index up to "
+                             f"{int(transfer.source.max())}, but only the first {n_fit} rows are fitted); build it "
+                             f"from the fitted rows: dixtill_lib.data.holdout_split(train, {cfg.holdout})[0].")
+        extra = _tensors(vocab, transfer.texts, transfer.labels, transfer.logits,
+                         np.zeros((len(transfer), student_cfg.max_len), np.float32), student_cfg.max_len)
+        fit = {k: torch.cat([fit[k], extra[k]]) for k in fit}
+        fit["has_e"] = torch.cat([torch.ones(n_fit), torch.zeros(len(transfer))])
+    n_rows = len(fit["y"])  # the fitted rows plus the transfer set
     if student_cfg.embeddings == "random":
         embeddings = None
     t0 = time.perf_counter()
@@ -313,11 +333,11 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         if run.active:
             val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
-        steps = -(-n_fit // cfg.batch_size)
+        steps = -(-n_rows // cfg.batch_size)
 
         def epoch_batches() -> list[torch.Tensor]:
-            perm = torch.from_numpy(rng.permutation(n_fit))
-            return [perm[s:s + cfg.batch_size] for s in range(0, n_fit, cfg.batch_size)]
+            perm = torch.from_numpy(rng.permutation(n_rows))
+            return [perm[s:s + cfg.batch_size] for s in range(0, n_rows, cfg.batch_size)]
 
         batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))
         history: list[dict[str, float]] = []
@@ -331,7 +351,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
                 with run.autocast():
                     z, sig = model(b["ids"], b["mask"])
-                    total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"])
+                    total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"], b.get("has_e"))
                 opt.zero_grad(set_to_none=True)
                 run.backward(total)
                 opt.step()
@@ -343,7 +363,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                 raise FloatingPointError(f"{method} seed {seed}: the loss became {sums['total']} in epoch {epoch}; "
                                          f"lower the learning rate (DistillConfig(lr=...)) or the momentum.")
             rec: dict[str, float] = {"epoch": epoch}
-            rec.update({f"train_{k}": v / n_fit for k, v in sums.items()})
+            rec.update({f"train_{k}": v / n_rows for k, v in sums.items()})
             rec.update({f"val_{k}": v for k, v in _evaluate_loss(net, loss_fn, val, run=run).items()})
             rec["seconds"] = time.perf_counter() - te
             history.append(rec)
@@ -356,7 +376,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             net.load_state_dict(best_state)
     model = net.to("cpu").eval() if run.active else net
     model.eval()
-    info.update(n_fit=n_fit, n_holdout=len(val_ds),
+    info.update(n_fit=n_fit, n_holdout=len(val_ds), n_transfer=len(transfer) if transfer is not None else 0,
                 n_truncated=int(sum(len(t.split()) > student_cfg.max_len for t in texts)))
     return TrainedStudent(model, vocab, method, seed, history, best_epoch if cfg.restore_best else cfg.epochs,
                           time.perf_counter() - t0, info)
@@ -542,17 +562,21 @@ class DistillInputs:
     has_explanations: bool = True        # False: zero vectors stand in (train-only runs of ce/kd/tang)
     teacher_key: str = "minilm"          # the named teacher (--teacher): "minilm" or "smollm2"
     explainer: str = "ig"                # where the teacher's explanations come from: "ig" or "occlusion"
+    transfer: TransferSet | None = None  # extra teacher-labelled texts (dixtill_lib.augment); None = none
 
 
 def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device: str = "cpu",
                    progress: bool = True, ig_cfg: Any = None, explanations: bool = True,
-                   teacher_dir: str | None = None, teacher: str = "minilm") -> DistillInputs:
+                   teacher_dir: str | None = None, teacher: str = "minilm",
+                   augment: AugmentConfig | None = None, holdout: float = DistillConfig.holdout) -> DistillInputs:
     """The mode's teacher (cached), its logits and word attributions on train and valid (cached; IG, or
     occlusion when ``ig_cfg`` is an :class:`~dixtill_lib.occlusion.OcclusionConfig`), the student vocabulary
     (train words) and the GloVe matrix for it. ``explanations=False`` skips the
     attributions (all-zero vectors instead): enough to *train* ce/kd/tang students, not to evaluate them.
     ``teacher_dir``: use this cached teacher folder instead of :func:`~dixtill_lib.teacher.default_teacher`;
-    ``teacher``: the named teacher (``"minilm"`` or ``"smollm2"``)."""
+    ``teacher``: the named teacher (``"minilm"`` or ``"smollm2"``). ``augment``: also draw a transfer set
+    (:mod:`dixtill_lib.augment`) from the rows a student fits (all but the last ``holdout`` of the training
+    split) and label it with the teacher (cached)."""
     from . import explain
     from .metrics import classification_metrics, softmax
     from .teacher import default_teacher, teacher_logits
@@ -572,11 +596,15 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
         va_expl = [np.zeros(len(t.split()), np.float32) for t in valid.texts]
     vocab = Vocab.build(train.texts)
     glove, missing = glove_matrix(vocab)
+    transfer = None
+    if augment is not None:
+        transfer = build_transfer_set(teacher, holdout_split(train, holdout)[0].texts, vocab.words, glove, augment,
+                                      train.label_names, progress=progress)
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
     return DistillInputs(mode, train, valid, tr_logits, va_logits, list(tr_expl), list(va_expl), vocab, glove,
                          missing, teacher.name, teacher.fingerprint(), tm, teacher.num_parameters(),
                          size_bytes(teacher.model), has_explanations=explanations, teacher_key=teacher_key,
-                         explainer=explain.explainer_name(ig_cfg))
+                         explainer=explain.explainer_name(ig_cfg), transfer=transfer)
 
 
 def student_root(mode: str | None = None, teacher: str = "minilm") -> Path:
@@ -602,8 +630,9 @@ def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConf
     teacher = inputs.teacher_fingerprint if method != "ce" else None  # CE never sees the teacher
     # only DiXtill trains on explanations; IG keys stay as they were before occlusion existed
     other_expl = (inputs.explainer,) if method == "dixtill" and inputs.explainer != "ig" else ()
+    transfer = (inputs.transfer.key(),) if inputs.transfer is not None else ()  # keys without one are unchanged
     return stable_hash(hash_texts(inputs.train.texts), inputs.train.labels.tolist(), teacher,
-                       method, seed, train_cfg, asdict(student_cfg), len(inputs.vocab), *other_expl)
+                       method, seed, train_cfg, asdict(student_cfg), len(inputs.vocab), *other_expl, *transfer)
 
 
 def _load_saved(path: Path, key: str) -> tuple[BiLSTMAttentionStudent, dict[str, Any]] | None:
@@ -643,7 +672,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     else:
         trained = train_student(method, inputs.train.texts, inputs.train.labels, inputs.train_logits,
                                 inputs.train_expl, inputs.vocab, cfg, student_cfg, seed=seed,
-                                embeddings=inputs.glove, progress=progress)
+                                embeddings=inputs.glove, progress=progress, transfer=inputs.transfer)
     trained.method = name
     row: dict[str, Any] = {"method": name, "seed": seed}
     if evaluate:
@@ -656,7 +685,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
                 "best_epoch": trained.best_epoch, "epochs": cfg.epochs, "train_seconds": round(trained.seconds, 1),
                 "temperature": cfg.temperature if method in ("kd", "dixtill") else None,
                 "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_key,
-                "teacher_model": inputs.teacher_name,
+                "teacher_model": inputs.teacher_name, "n_transfer": trained.info.get("n_transfer", 0),
                 "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
     if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
         save_student(trained.model, inputs.vocab, where,
@@ -735,6 +764,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--explainer", choices=EXPLAINERS, default="ig",
                    help="the teacher's explanations: IG (default) or occlusion (rows and students <method>_occlusion)")
+    p.add_argument("--augment", type=int, default=0, metavar="COPIES",
+                   help="also train on a transfer set of COPIES teacher-labelled new texts per training tweet "
+                        "(Tang et al. 2019; dixtill_lib.augment); rows and students <method>_aug. Default 0 = off")
     p.add_argument("--temperatures", default="1,2,3,4,5",
                    help="DiXtill temperature sweep (rows dixtill_T<k>); empty string = no sweep")
     p.add_argument("--sweep-seeds", default=None,
@@ -789,16 +821,20 @@ def run_step(args: argparse.Namespace) -> Path:
     teacher_dir = getattr(args, "teacher_dir", None)
     which = getattr(args, "teacher", None) or "minilm"
     explainer = getattr(args, "explainer", None) or "ig"
+    copies = getattr(args, "augment", 0) or 0
+    augment = AugmentConfig(copies=copies) if copies > 0 else None
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
-                            teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode))
+                            teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode),
+                            augment=augment, holdout=cfg.holdout)
     prep_seconds = time.perf_counter() - t_start
     print(f"distill: {len(inputs.train)} train / {len(inputs.valid)} valid tweets, vocabulary {len(inputs.vocab)} "
-          f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}; inputs ready in "
-          f"{prep_seconds:.0f}s", flush=True)
+          f"({inputs.glove_missing} words without GloVe), teacher {inputs.teacher_name}"
+          + (f", transfer set {len(inputs.transfer)} texts" if inputs.transfer is not None else "")
+          + f"; inputs ready in {prep_seconds:.0f}s", flush=True)
     save = not args.no_save
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
-    suffix = "" if explainer == "ig" else f"_{explainer}"
+    suffix = ("" if explainer == "ig" else f"_{explainer}") + ("_aug" if augment is not None else "")
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -831,7 +867,8 @@ def run_step(args: argparse.Namespace) -> Path:
                      "dir": teacher_dir or "default_teacher(mode)"},
             data={"train": inputs.train.name, "n_train": len(inputs.train), "valid": inputs.valid.name,
                   "n_valid": len(inputs.valid), "vocab_size": len(inputs.vocab),
-                  "glove_missing": inputs.glove_missing, "eval_split": "hub 'validation' split (the paper's test set)"},
+                  "glove_missing": inputs.glove_missing, "eval_split": "hub 'validation' split (the paper's test set)",
+                  **({"transfer_set": inputs.transfer.summary()} if inputs.transfer is not None else {})},
             plan={**plan_info, "completed_runs": len(rows) - 1}, complete=complete,
             students_dir=str(student_root(mode, which)), total_seconds=round(time.perf_counter() - t_start, 1))
 

@@ -19,6 +19,12 @@ from .results import row_teacher
 TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smollm2": "SmolLM2-135M (decoder LLM)"}
 #: The other teachers whose result files may exist (``<step>_<teacher>.json``).
 EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
+#: The rows of the transfer-set experiment (``distill --augment``): each student with and without the transfer set.
+TRANSFER_METHODS: tuple[str, ...] = ("teacher", "kd", "kd_aug", "dixtill", "dixtill_aug")
+#: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
+TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
+                    "--temperatures '' --no-ablation --out results/transfer_smollm2.json --merge, then the same with "
+                    "--augment 4")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
@@ -38,7 +44,7 @@ def merged_rows(results: dict[str, Any], step: str) -> list[dict[str, Any]]:
 
 def has_teacher(results: dict[str, Any], teacher: str = "smollm2") -> dict[str, bool]:
     """Which steps have rows of ``teacher`` (e.g. ``{"teacher": True, "distillation": False, ...}``)."""
-    steps = ("teacher", "explain", "distillation", "pruning", "compression")
+    steps = ("teacher", "explain", "distillation", "transfer", "pruning", "compression")
     return {s: any(r["teacher"] == teacher for r in merged_rows(results, s)) for s in steps}
 
 
@@ -117,11 +123,12 @@ def path_plot(results: dict[str, Any]):
 
 def distillation_table(results: dict[str, Any],
                        methods: tuple[str, ...] = ("teacher", "dixtill", "dixtill_occlusion", "kd", "tang", "ce"),
-                       metrics: tuple[str, ...] = (*report.CLASSIFICATION, "agreement_cosine", "feature_agreement_k3")
-                       ) -> pd.DataFrame:
+                       metrics: tuple[str, ...] = (*report.CLASSIFICATION, "agreement_cosine", "feature_agreement_k3"),
+                       step: str = "distillation") -> pd.DataFrame:
     """Mean ± 95 % CI over seeds per (teacher, method), plus each student's macro-F1 as a share of its own
-    teacher's (the paper: DiXtill keeps 0.789 / 0.810 = 97.4 %)."""
-    rows = [r for r in merged_rows(results, "distillation") if r["method"] in methods]
+    teacher's (the paper: DiXtill keeps 0.789 / 0.810 = 97.4 %). ``step="transfer"``: the same for the
+    transfer-set experiment (:data:`TRANSFER_METHODS`, ``results/transfer_<teacher>.json``)."""
+    rows = [r for r in merged_rows(results, step) if r["method"] in methods]
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)

@@ -59,3 +59,18 @@ def tiny(tweets):
     from dixtill_lib.tiny import tiny_teacher
 
     return tiny_teacher(tweets.texts)
+
+
+@pytest.fixture(scope="session")
+def toy(tweets):
+    """Distillation inputs without a teacher: the 50 tweets, fake teacher logits (favouring the label), fake
+    explanations (first word high) and the vocabulary."""
+    import numpy as np
+
+    from dixtill_lib.student import Vocab
+
+    rng = np.random.default_rng(0)
+    zt = rng.normal(size=(len(tweets), 3)).astype(np.float32)
+    zt[np.arange(len(tweets)), tweets.labels] += 3.0
+    expl = [np.r_[1.0, -0.2 * rng.random(len(t.split()) - 1)].astype(np.float32) for t in tweets.texts]
+    return tweets, zt, expl, Vocab.build(tweets.texts)

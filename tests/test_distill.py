@@ -112,16 +112,6 @@ def test_unknown_method_and_bad_config():
 
 # ------------------------------------------------------------------ trainer
 
-@pytest.fixture(scope="module")
-def toy(tweets):
-    """50 tweets, a fake teacher (logits favouring the label) and fake explanations (first word high)."""
-    rng = np.random.default_rng(0)
-    zt = rng.normal(size=(len(tweets), 3)).astype(np.float32)
-    zt[np.arange(len(tweets)), tweets.labels] += 3.0
-    expl = [np.r_[1.0, -0.2 * rng.random(len(t.split()) - 1)].astype(np.float32) for t in tweets.texts]
-    return tweets, zt, expl, Vocab.build(tweets.texts)
-
-
 def _train(toy, method="dixtill", seed=0, epochs=4, **kw):
     ds, zt, expl, vocab = toy
     cfg = D.DistillConfig(epochs=epochs, batch_size=8, **kw)

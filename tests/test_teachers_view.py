@@ -54,6 +54,19 @@ def test_distillation_table_ratio_per_own_teacher():
     assert table["F1 / teacher F1"].tolist() == ["1.000", f"{0.77 / 0.8:.3f}", "1.000", f"{0.82 / 0.85:.3f}"]
 
 
+def test_transfer_table_reads_the_transfer_files():
+    rows = [{"method": "teacher", "seed": None, "macro_f1": 0.8, "teacher": "smollm2"},
+            {"method": "kd", "seed": 0, "macro_f1": 0.72, "teacher": "smollm2"},
+            {"method": "kd_aug", "seed": 0, "macro_f1": 0.78, "teacher": "smollm2"},
+            {"method": "kd_aug", "seed": 1, "macro_f1": 0.80, "teacher": "smollm2"}]
+    results = {"distillation_smollm2": _result(rows[:2]), "transfer_smollm2": _result(rows)}
+    assert tv.has_teacher(results)["transfer"]
+    table = tv.distillation_table(results, tv.TRANSFER_METHODS, step="transfer")
+    assert [m for _, m in table.index] == ["teacher", "kd", "kd_aug"]    # in TRANSFER_METHODS order
+    assert table["F1 / teacher F1"].tolist() == ["1.000", "0.900", f"{0.79 / 0.8:.3f}"]
+    assert "kd_aug" not in [m for _, m in tv.distillation_table(results).index]  # the distillation file has none
+
+
 def test_teacher_table_has_paper_row():
     rows = [{"method": "teacher", "params": 22.7e6, "accuracy": 0.87, "macro_f1": 0.83, "mcc": 0.75, "macro_auc": 0.95}]
     t = tv.teacher_table({"teacher": _result(rows)})
