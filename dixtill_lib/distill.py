@@ -28,6 +28,9 @@ mode overwrites the folder (atomically); ``config.json`` records the teacher fin
 ``--explainer occlusion`` takes the teacher's explanations from leave-one-word-out occlusion
 (:mod:`dixtill_lib.occlusion`) instead of IG, for training and for the agreement metrics; every row and
 student folder of such a run is named ``<method>_occlusion`` (e.g. ``dixtill_occlusion``).
+
+``--augment COPIES`` also trains every student on a transfer set (:mod:`dixtill_lib.augment`): COPIES new,
+teacher-labelled texts per fitted training tweet; rows and student folders are named ``<method>_aug``.
 """
 from __future__ import annotations
 
@@ -767,6 +770,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", type=int, default=0, metavar="COPIES",
                    help="also train on a transfer set of COPIES teacher-labelled new texts per training tweet "
                         "(Tang et al. 2019; dixtill_lib.augment); rows and students <method>_aug. Default 0 = off")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="τ of the kd and dixtill losses (default 5, the paper's); rows record it")
     p.add_argument("--temperatures", default="1,2,3,4,5",
                    help="DiXtill temperature sweep (rows dixtill_T<k>); empty string = no sweep")
     p.add_argument("--sweep-seeds", default=None,
@@ -807,6 +812,7 @@ def run_step(args: argparse.Namespace) -> Path:
     sweep_seeds = _int_list(args.sweep_seeds) or seeds[:1]
     temps = _int_list(args.temperatures)
     over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum),
+                              ("temperature", getattr(args, "temperature", None)),
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)))
             if v is not None}
     if args.paper_kd:
@@ -853,7 +859,7 @@ def run_step(args: argparse.Namespace) -> Path:
             if not args.no_ablation:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
-    plan_info = {"methods": methods, "explainer": explainer, "seeds": seeds, "temperature_sweep": temps,
+    plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

@@ -150,10 +150,11 @@ def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch
     out = tmp_path / "distillation.json"
     args = argparse.Namespace(mode="quick", seeds=[0], methods="kd,dixtill", temperatures="", sweep_seeds=None,
                               no_ablation=True, epochs=1, max_len=24, momentum=None, paper_kd=False, attn_size=None,
-                              no_save=True, data_dir=None, device="cpu", out=str(out), augment=2)
+                              no_save=True, data_dir=None, device="cpu", out=str(out), augment=2, temperature=2.0)
     D.run_step(args)
     assert seen == {"augment": A.AugmentConfig(copies=2), "holdout": 0.1}
     obj = json.loads(out.read_text())
     assert [r["method"] for r in obj["rows"]] == ["teacher", "kd_aug", "dixtill_aug"]
-    assert all(r["n_transfer"] > 40 for r in obj["rows"][1:])
+    assert all(r["n_transfer"] > 40 and r["temperature"] == 2.0 for r in obj["rows"][1:])
+    assert obj["provenance"]["config"]["distill"]["temperature"] == 2.0 and obj["provenance"]["plan"]["augment_copies"] == 2
     assert obj["provenance"]["data"]["transfer_set"]["config"]["copies"] == 2
