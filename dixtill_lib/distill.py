@@ -690,6 +690,8 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
                 "embeddings": student_cfg.embeddings, "max_len": student_cfg.max_len, "teacher": inputs.teacher_key,
                 "teacher_model": inputs.teacher_name, "n_transfer": trained.info.get("n_transfer", 0),
                 "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
+    if inputs.transfer is not None:  # in the row, so it survives merging runs into one result file
+        row["transfer_set"] = inputs.transfer.summary()
     if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
         save_student(trained.model, inputs.vocab, where,
                      extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,

@@ -23,8 +23,8 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", "kd", "kd_aug", "dixtill", "dixtill_aug")
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
-                    "--temperatures '' --no-ablation --out results/transfer_smollm2.json --merge, then the same with "
-                    "--augment 4")
+                    "--temperatures '' --no-ablation --temperature 2 --out results/transfer_smollm2.json --merge, "
+                    "then the same with --augment 4")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 

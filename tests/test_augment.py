@@ -158,3 +158,4 @@ def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch
     assert all(r["n_transfer"] > 40 and r["temperature"] == 2.0 for r in obj["rows"][1:])
     assert obj["provenance"]["config"]["distill"]["temperature"] == 2.0 and obj["provenance"]["plan"]["augment_copies"] == 2
     assert obj["provenance"]["data"]["transfer_set"]["config"]["copies"] == 2
+    assert all(r["transfer_set"]["config"]["copies"] == 2 for r in obj["rows"][1:])
