@@ -16,7 +16,11 @@ Each new text comes from one training text, word by word (Tang et al.'s rules, t
 * then, with probability ``p_ngram``, only a random **n-gram** (n uniform in 1..5) of the result is kept.
 
 ``copies`` distinct new texts are drawn per training text (Tang: 10 to 20); a draw equal to a training text
-or to an earlier draw is dropped and drawn again (at most ``tries`` draws per copy). The teacher's logits
+or to an earlier draw is dropped and drawn again (at most ``tries`` draws per copy). With ``balance`` (our
+addition, not Tang's) a text of a rarer gold class gets proportionally more copies — ``copies`` for the most
+frequent class, ``copies * n_most / n_class`` (rounded) for the others — so every class sends about as many
+new texts to the teacher: the metric is macro-F1, and the uniform draw shifts the set further toward the
+majority class (deleting words and keeping n-grams makes tweets neutral). The teacher's logits
 label them; the hard label for cross-entropy is the teacher's argmax, and they have no teacher explanation,
 so DiXtill's explanation term skips them (:func:`dixtill_lib.distill.xai_loss`).
 """
@@ -41,6 +45,7 @@ class AugmentConfig:
     neighbours: int = 10
     tries: int = 10
     seed: int = 29
+    balance: bool = False
 
     def __post_init__(self) -> None:
         if self.copies < 1 or self.neighbours < 1 or self.tries < 1 or self.max_ngram < 1:
@@ -50,6 +55,26 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {getattr(self, name)}.")
         if self.p_drop + self.p_swap > 1.0:
             raise ValueError(f"AugmentConfig: p_drop + p_swap must be at most 1, got {self.p_drop + self.p_swap}.")
+
+
+def config_record(cfg: AugmentConfig) -> dict[str, Any]:
+    """The config as a dict for keys and provenance; ``balance`` appears only when on, so the keys of sets
+    drawn before it existed do not change."""
+    rec = asdict(cfg)
+    if not rec["balance"]:
+        del rec["balance"]
+    return rec
+
+
+def copies_per_text(labels: Sequence[int] | np.ndarray, cfg: AugmentConfig) -> np.ndarray:
+    """How many new texts to draw from each text: ``cfg.copies`` each, or with ``cfg.balance`` ``cfg.copies``
+    times (count of the most frequent label / count of this text's label), rounded."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if not cfg.balance:
+        return np.full(len(labels), cfg.copies, dtype=np.int64)
+    counts = np.bincount(labels)
+    per_class = np.rint(cfg.copies * counts.max() / np.maximum(counts, 1)).astype(np.int64)
+    return per_class[labels]
 
 
 def glove_neighbours(words: Sequence[str], vectors: np.ndarray, k: int = 10,
@@ -120,19 +145,24 @@ class TransferSet:
         from .io import hash_texts, stable_hash
 
         labels = hashlib.sha256(np.round(self.logits, 4).astype(np.float32).tobytes()).hexdigest()[:16]
-        return stable_hash(AUGMENT_VERSION, hash_texts(self.texts), asdict(self.config), labels)
+        return stable_hash(AUGMENT_VERSION, hash_texts(self.texts), config_record(self.config), labels)
 
     def summary(self) -> dict[str, Any]:
         """Size and class balance (by the teacher's labels), for the result file's provenance."""
         return {"n": len(self), "per_source": round(len(self) / max(1, len(set(self.source.tolist()))), 3),
                 "teacher_label_counts": np.bincount(self.labels, minlength=self.logits.shape[1]).tolist(),
-                "config": asdict(self.config), "version": AUGMENT_VERSION}
+                "config": config_record(self.config), "version": AUGMENT_VERSION}
 
 
-def transfer_texts(texts: Sequence[str], cfg: AugmentConfig,
-                   neighbours: dict[str, tuple[str, ...]]) -> tuple[list[str], np.ndarray]:
-    """``(new_texts, source)``: up to ``cfg.copies`` distinct new texts per text of ``texts``, none equal to
-    one of ``texts``; ``source[j]`` is the index of the text that ``new_texts[j]`` was made from. Seeded."""
+def transfer_texts(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[str, tuple[str, ...]],
+                   labels: Sequence[int] | np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """``(new_texts, source)``: up to ``cfg.copies`` distinct new texts per text of ``texts`` (per label with
+    ``cfg.balance``, which needs the texts' gold ``labels``), none equal to one of ``texts``; ``source[j]`` is
+    the index of the text that ``new_texts[j]`` was made from. Seeded."""
+    if cfg.balance and (labels is None or len(labels) != len(texts)):
+        raise ValueError("AugmentConfig(balance=True) draws copies per gold label: pass one label per text "
+                         f"(got {'none' if labels is None else len(labels)} for {len(texts)} texts).")
+    want = copies_per_text(labels if labels is not None else np.zeros(len(texts), np.int64), cfg)
     rng = np.random.default_rng(cfg.seed)
     seen = set(texts)
     out: list[str] = []
@@ -140,8 +170,8 @@ def transfer_texts(texts: Sequence[str], cfg: AugmentConfig,
     for i, text in enumerate(texts):
         words = text.split()
         made = 0
-        for _ in range(cfg.copies * cfg.tries):
-            if made == cfg.copies:
+        for _ in range(int(want[i]) * cfg.tries):
+            if made == want[i]:
                 break
             new = " ".join(augment_words(words, rng, cfg, neighbours))
             if new and new not in seen:
@@ -154,16 +184,17 @@ def transfer_texts(texts: Sequence[str], cfg: AugmentConfig,
 
 def build_transfer_set(teacher: Any, texts: Sequence[str], vocab_words: Sequence[str], vectors: np.ndarray,
                        cfg: AugmentConfig | None = None, label_names: tuple[str, ...] = ("0", "1", "2"),
-                       progress: bool = True) -> TransferSet:
+                       progress: bool = True, labels: Sequence[int] | np.ndarray | None = None) -> TransferSet:
     """Draw the transfer set from ``texts`` (the rows the student fits, never its held-out rows) with GloVe
     neighbours from the student's vocabulary, and label it with the teacher's logits (cached like every
-    teacher's logits, :func:`dixtill_lib.teacher.teacher_logits`)."""
+    teacher's logits, :func:`dixtill_lib.teacher.teacher_logits`). ``labels``: the texts' gold labels, needed
+    with ``cfg.balance``."""
     from .data import Dataset
     from .teacher import teacher_logits
 
     cfg = cfg or AugmentConfig()
     neighbours = glove_neighbours(vocab_words, vectors, cfg.neighbours)
-    new, source = transfer_texts(list(texts), cfg, neighbours)
+    new, source = transfer_texts(list(texts), cfg, neighbours, labels)
     if not new:
         raise ValueError("The transfer set came out empty: every draw repeated a training text. Raise "
                          "AugmentConfig.p_drop / p_swap / p_ngram or copies.")

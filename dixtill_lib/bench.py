@@ -316,6 +316,9 @@ def run_bench(teacher, train: Dataset, valid: Dataset, cfg: BenchConfig, mode: s
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds at batch 32 (batch 1: ×10/3)")
     p.add_argument("--no-students", action="store_true", help="only the teacher, PTQ and pruning rows")
+    p.add_argument("--students", default=None, metavar="METHODS",
+                   help="comma-separated saved student methods to put in the table, e.g. kd_aug,dixtill_aug "
+                        "(default: ce,kd,tang,dixtill)")
     add_keep_argument(p)
 
 
@@ -332,6 +335,8 @@ def run_step(args: argparse.Namespace) -> Path:
         over["repeats_b32"], over["repeats_b1"] = args.repeats, max(1, round(args.repeats * 10 / 3))
     if getattr(args, "no_students", False):
         over["students"] = False
+    if getattr(args, "students", None):
+        over["student_methods"] = tuple(m.strip() for m in args.students.split(",") if m.strip())
     if parse_keep(getattr(args, "keep", None)):
         over["keep"] = parse_keep(args.keep)
     cfg = BenchConfig.for_mode(mode, **over)

@@ -601,8 +601,9 @@ def prepare_inputs(mode: str | None = None, data_dir: str | None = None, device:
     glove, missing = glove_matrix(vocab)
     transfer = None
     if augment is not None:
-        transfer = build_transfer_set(teacher, holdout_split(train, holdout)[0].texts, vocab.words, glove, augment,
-                                      train.label_names, progress=progress)
+        fitted = holdout_split(train, holdout)[0]
+        transfer = build_transfer_set(teacher, fitted.texts, vocab.words, glove, augment, train.label_names,
+                                      progress=progress, labels=fitted.labels)
     tm = classification_metrics(valid.labels, softmax(va_logits), valid.num_labels)
     return DistillInputs(mode, train, valid, tr_logits, va_logits, list(tr_expl), list(va_expl), vocab, glove,
                          missing, teacher.name, teacher.fingerprint(), tm, teacher.num_parameters(),
@@ -772,6 +773,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", type=int, default=0, metavar="COPIES",
                    help="also train on a transfer set of COPIES teacher-labelled new texts per training tweet "
                         "(Tang et al. 2019; dixtill_lib.augment); rows and students <method>_aug. Default 0 = off")
+    p.add_argument("--balance", action="store_true",
+                   help="with --augment: COPIES for the most frequent class and proportionally more per tweet of a "
+                        "rarer one (AugmentConfig.balance); rows and students <method>_augbal")
     p.add_argument("--temperature", type=float, default=None,
                    help="τ of the kd and dixtill losses (default 5, the paper's); rows record it")
     p.add_argument("--temperatures", default="1,2,3,4,5",
@@ -830,7 +834,10 @@ def run_step(args: argparse.Namespace) -> Path:
     which = getattr(args, "teacher", None) or "minilm"
     explainer = getattr(args, "explainer", None) or "ig"
     copies = getattr(args, "augment", 0) or 0
-    augment = AugmentConfig(copies=copies) if copies > 0 else None
+    balance = bool(getattr(args, "balance", False))
+    if balance and copies < 1:
+        raise SystemExit("--balance shapes the transfer set of --augment COPIES: give --augment too.")
+    augment = AugmentConfig(copies=copies, balance=balance) if copies > 0 else None
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
                             teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode),
                             augment=augment, holdout=cfg.holdout)
@@ -842,7 +849,8 @@ def run_step(args: argparse.Namespace) -> Path:
     save = not args.no_save
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
-    suffix = ("" if explainer == "ig" else f"_{explainer}") + ("_aug" if augment is not None else "")
+    suffix = (("" if explainer == "ig" else f"_{explainer}")
+              + ("" if augment is None else "_augbal" if augment.balance else "_aug"))
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -861,7 +869,8 @@ def run_step(args: argparse.Namespace) -> Path:
             if not args.no_ablation:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
-    plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "seeds": seeds, "temperature_sweep": temps,
+    plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
+                 "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

@@ -68,6 +68,24 @@ def test_transfer_texts_distinct_new_and_seeded(tweets):
         assert set(t.split()) <= set(texts[s].split())
 
 
+def test_balanced_copies_follow_inverse_label_frequency(tweets):
+    labels = np.array([2, 2, 2, 2, 1, 1, 0])
+    assert A.copies_per_text(labels, A.AugmentConfig(copies=2)).tolist() == [2] * 7
+    assert A.copies_per_text(labels, A.AugmentConfig(copies=2, balance=True)).tolist() == [2, 2, 2, 2, 4, 4, 8]
+    texts, y = tweets.texts[:30], tweets.labels[:30]
+    cfg = A.AugmentConfig(copies=1, seed=3, balance=True)
+    new, source = A.transfer_texts(texts, cfg, {}, y)
+    per_text = np.bincount(source, minlength=len(texts))
+    want = A.copies_per_text(y, cfg)
+    assert (per_text <= want).all() and per_text.sum() > 0.8 * want.sum()   # (a 2-word tweet has few variants)
+    made = np.bincount(y[source], minlength=3)
+    assert made.max() < 2 * made.min() and np.bincount(y).max() > 2 * np.bincount(y).min()  # closer to even
+    with pytest.raises(ValueError, match="one label per text"):
+        A.transfer_texts(texts, cfg, {})
+    # the record names balance only when it is on: keys of sets drawn before it existed are unchanged
+    assert "balance" not in A.config_record(A.AugmentConfig()) and A.config_record(cfg)["balance"] is True
+
+
 def test_build_transfer_set_labels_with_the_teacher(tweets, tiny):
     vocab = Vocab.build(tweets.texts)
     vectors = np.random.default_rng(0).normal(size=(len(vocab), 8)).astype(np.float32)
@@ -124,7 +142,8 @@ def test_training_on_a_transfer_set(toy_transfer):
         _train(toy_transfer, leak, epochs=1)
 
 
-def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch, tmp_path):
+@pytest.mark.parametrize("balance", [False, True])
+def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch, tmp_path, balance):
     from dixtill_lib.explain import IGConfig, word_attributions
     from dixtill_lib.metrics import classification_metrics, softmax
     from dixtill_lib.student import glove_matrix
@@ -139,7 +158,8 @@ def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch
 
     def fake_prepare(*a, augment=None, holdout=None, **k):
         seen.update(augment=augment, holdout=holdout)
-        ts = A.build_transfer_set(tiny, train.texts[:36], vocab.words, glove, augment, progress=False)
+        ts = A.build_transfer_set(tiny, train.texts[:36], vocab.words, glove, augment, progress=False,
+                                  labels=train.labels[:36])
         return D.DistillInputs("quick", train, valid, tiny.logits(train.texts, progress=False), vl,
                                word_attributions(tiny, train.texts, cfg, progress=False),
                                word_attributions(tiny, valid.texts, cfg, progress=False), vocab, glove, missing,
@@ -150,12 +170,18 @@ def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch
     out = tmp_path / "distillation.json"
     args = argparse.Namespace(mode="quick", seeds=[0], methods="kd,dixtill", temperatures="", sweep_seeds=None,
                               no_ablation=True, epochs=1, max_len=24, momentum=None, paper_kd=False, attn_size=None,
-                              no_save=True, data_dir=None, device="cpu", out=str(out), augment=2, temperature=2.0)
+                              no_save=True, data_dir=None, device="cpu", out=str(out), augment=2, temperature=2.0,
+                              balance=balance)
     D.run_step(args)
-    assert seen == {"augment": A.AugmentConfig(copies=2), "holdout": 0.1}
+    assert seen == {"augment": A.AugmentConfig(copies=2, balance=balance), "holdout": 0.1}
     obj = json.loads(out.read_text())
-    assert [r["method"] for r in obj["rows"]] == ["teacher", "kd_aug", "dixtill_aug"]
+    suffix = "_augbal" if balance else "_aug"
+    assert [r["method"] for r in obj["rows"]] == ["teacher", "kd" + suffix, "dixtill" + suffix]
+    assert obj["provenance"]["plan"]["augment_balance"] is balance
+    assert obj["provenance"]["data"]["transfer_set"]["config"].get("balance", False) is balance
     assert all(r["n_transfer"] > 40 and r["temperature"] == 2.0 for r in obj["rows"][1:])
     assert obj["provenance"]["config"]["distill"]["temperature"] == 2.0 and obj["provenance"]["plan"]["augment_copies"] == 2
     assert obj["provenance"]["data"]["transfer_set"]["config"]["copies"] == 2
     assert all(r["transfer_set"]["config"]["copies"] == 2 for r in obj["rows"][1:])
+    with pytest.raises(SystemExit, match="give --augment too"):
+        D.run_step(argparse.Namespace(**{**vars(args), "augment": 0, "balance": True}))

@@ -324,15 +324,19 @@ def test_compress_and_bench_steps_write_teacher_files(llama, tweets, monkeypatch
 
     found = {}
     monkeypatch.setattr(bench, "student_candidates",
-                        lambda mode=None, root=None, methods=None, teacher="minilm": found.setdefault("root", root) and [])
+                        lambda mode=None, root=None, methods=None, teacher="minilm":
+                        found.update(root=root, methods=methods) or [])
     monkeypatch.setattr(bench.BenchConfig, "for_mode", classmethod(
         lambda cls, mode=None, **o: bench.BenchConfig(repeats_b1=1, repeats_b32=1, warmup=0, keep=(4, 3, 2),
                                                       calib_size=16, eval_size=None, **o)))
     bargs = argparse.Namespace(mode="quick", seed=29, seeds=[29], data_dir=None, out=None, threads=None, repeats=None,
-                               no_students=False, teacher_dir=None, teacher="smollm2", keep=None)
+                               no_students=False, teacher_dir=None, teacher="smollm2", keep=None,
+                               students="kd_aug, dixtill_aug")
     path = bench.run_step(bargs)
     obj = load_results(path)
     assert path.name == "compression_smollm2.json" and found["root"].name == "quick_smollm2"
+    assert found["methods"] == ("kd_aug", "dixtill_aug") and obj["provenance"]["config"]["student_methods"] == [
+        "kd_aug", "dixtill_aug"]
     # bench times the default granularity: whole kv groups (3 heads = 1 of the 2 groups of 3)
     assert [r["method"] for r in obj["rows"]] == ["teacher", "ptq-int8", "ahp-3-group"]
     assert {row_teacher(r) for r in obj["rows"]} == {"smollm2"}
