@@ -20,7 +20,9 @@ or to an earlier draw is dropped and drawn again (at most ``tries`` draws per co
 addition, not Tang's) a text of a rarer gold class gets proportionally more copies — ``copies`` for the most
 frequent class, ``copies * n_most / n_class`` (rounded) for the others — so every class sends about as many
 new texts to the teacher: the metric is macro-F1, and the uniform draw shifts the set further toward the
-majority class (deleting words and keeping n-grams makes tweets neutral). The teacher's logits
+majority class (deleting words and keeping n-grams makes tweets neutral). ``rounds`` repeats the whole
+draw with seeds ``seed``, ``seed + 1``, ...: a set of ``rounds`` × ``copies`` per text whose first round is
+the one-round set, labelled round by round, so a bigger set reuses a smaller one's cached teacher logits. The teacher's logits
 label them; the hard label for cross-entropy is the teacher's argmax, and they have no teacher explanation,
 so DiXtill's explanation term skips them (:func:`dixtill_lib.distill.xai_loss`).
 """
@@ -46,10 +48,11 @@ class AugmentConfig:
     tries: int = 10
     seed: int = 29
     balance: bool = False
+    rounds: int = 1
 
     def __post_init__(self) -> None:
-        if self.copies < 1 or self.neighbours < 1 or self.tries < 1 or self.max_ngram < 1:
-            raise ValueError(f"AugmentConfig needs copies, neighbours, tries and max_ngram >= 1; got {self}.")
+        if min(self.copies, self.neighbours, self.tries, self.max_ngram, self.rounds) < 1:
+            raise ValueError(f"AugmentConfig needs copies, neighbours, tries, max_ngram and rounds >= 1; got {self}.")
         for name in ("p_drop", "p_swap", "p_ngram"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {getattr(self, name)}.")
@@ -58,11 +61,12 @@ class AugmentConfig:
 
 
 def config_record(cfg: AugmentConfig) -> dict[str, Any]:
-    """The config as a dict for keys and provenance; ``balance`` appears only when on, so the keys of sets
-    drawn before it existed do not change."""
+    """The config as a dict for keys and provenance; ``balance`` and ``rounds`` appear only when not at their
+    defaults, so the keys of sets drawn before they existed do not change."""
     rec = asdict(cfg)
-    if not rec["balance"]:
-        del rec["balance"]
+    for name, default in (("balance", False), ("rounds", 1)):
+        if rec[name] == default:
+            del rec[name]
     return rec
 
 
@@ -154,32 +158,44 @@ class TransferSet:
                 "config": config_record(self.config), "version": AUGMENT_VERSION}
 
 
-def transfer_texts(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[str, tuple[str, ...]],
-                   labels: Sequence[int] | np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
-    """``(new_texts, source)``: up to ``cfg.copies`` distinct new texts per text of ``texts`` (per label with
-    ``cfg.balance``, which needs the texts' gold ``labels``), none equal to one of ``texts``; ``source[j]`` is
-    the index of the text that ``new_texts[j]`` was made from. Seeded."""
+def transfer_rounds(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[str, tuple[str, ...]],
+                    labels: Sequence[int] | np.ndarray | None = None) -> list[tuple[list[str], np.ndarray]]:
+    """One ``(new_texts, source)`` per round (``cfg.rounds``; round ``r`` is seeded with ``cfg.seed + r``):
+    up to ``cfg.copies`` distinct new texts per text of ``texts`` (per label with ``cfg.balance``, which
+    needs the texts' gold ``labels``), none equal to one of ``texts`` or to a text of an earlier round;
+    ``source[j]`` is the index of the text that ``new_texts[j]`` was made from. A round does not depend on
+    the rounds after it, so the first rounds of a bigger set are a smaller set."""
     if cfg.balance and (labels is None or len(labels) != len(texts)):
         raise ValueError("AugmentConfig(balance=True) draws copies per gold label: pass one label per text "
                          f"(got {'none' if labels is None else len(labels)} for {len(texts)} texts).")
     want = copies_per_text(labels if labels is not None else np.zeros(len(texts), np.int64), cfg)
-    rng = np.random.default_rng(cfg.seed)
     seen = set(texts)
-    out: list[str] = []
-    source: list[int] = []
-    for i, text in enumerate(texts):
-        words = text.split()
-        made = 0
-        for _ in range(int(want[i]) * cfg.tries):
-            if made == want[i]:
-                break
-            new = " ".join(augment_words(words, rng, cfg, neighbours))
-            if new and new not in seen:
-                seen.add(new)
-                out.append(new)
-                source.append(i)
-                made += 1
-    return out, np.asarray(source, dtype=np.int64)
+    parts = []
+    for r in range(cfg.rounds):
+        rng = np.random.default_rng(cfg.seed + r)
+        out: list[str] = []
+        source: list[int] = []
+        for i, text in enumerate(texts):
+            words = text.split()
+            made = 0
+            for _ in range(int(want[i]) * cfg.tries):
+                if made == want[i]:
+                    break
+                new = " ".join(augment_words(words, rng, cfg, neighbours))
+                if new and new not in seen:
+                    seen.add(new)
+                    out.append(new)
+                    source.append(i)
+                    made += 1
+        parts.append((out, np.asarray(source, dtype=np.int64)))
+    return parts
+
+
+def transfer_texts(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[str, tuple[str, ...]],
+                   labels: Sequence[int] | np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """``(new_texts, source)`` of all rounds of :func:`transfer_rounds`, in order."""
+    parts = transfer_rounds(texts, cfg, neighbours, labels)
+    return [t for new, _ in parts for t in new], np.concatenate([src for _, src in parts])
 
 
 def build_transfer_set(teacher: Any, texts: Sequence[str], vocab_words: Sequence[str], vectors: np.ndarray,
@@ -194,10 +210,12 @@ def build_transfer_set(teacher: Any, texts: Sequence[str], vocab_words: Sequence
 
     cfg = cfg or AugmentConfig()
     neighbours = glove_neighbours(vocab_words, vectors, cfg.neighbours)
-    new, source = transfer_texts(list(texts), cfg, neighbours, labels)
+    parts = transfer_rounds(list(texts), cfg, neighbours, labels)
+    new, source = [t for p, _ in parts for t in p], np.concatenate([src for _, src in parts])
     if not new:
         raise ValueError("The transfer set came out empty: every draw repeated a training text. Raise "
                          "AugmentConfig.p_drop / p_swap / p_ngram or copies.")
-    ds = Dataset(new, np.zeros(len(new), dtype=np.int64), label_names, name="transfer set")
-    logits = teacher_logits(teacher, ds, progress=progress)
-    return TransferSet(new, source, np.asarray(logits, dtype=np.float32), cfg)
+    logits = [teacher_logits(teacher, Dataset(p, np.zeros(len(p), dtype=np.int64), label_names,
+                                              name=f"transfer set, round {r + 1}"), progress=progress)
+              for r, (p, _) in enumerate(parts) if p]  # cached per round: adding rounds labels only the new ones
+    return TransferSet(new, source, np.concatenate(logits).astype(np.float32), cfg)

@@ -776,6 +776,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", action="store_true",
                    help="with --augment: COPIES for the most frequent class and proportionally more per tweet of a "
                         "rarer one (AugmentConfig.balance); rows and students <method>_augbal")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --augment: repeat the draw R times with seeds 29, 30, ... (R x COPIES per tweet; the "
+                        "teacher labels only rounds not cached yet); rows and students <method>_aug[bal]x<R>")
     p.add_argument("--temperature", type=float, default=None,
                    help="τ of the kd and dixtill losses (default 5, the paper's); rows record it")
     p.add_argument("--temperatures", default="1,2,3,4,5",
@@ -797,6 +800,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "with --resume")
     p.add_argument("--resume", action="store_true",
                    help="reuse saved students trained with the same data/teacher/config (restart an interrupted run)")
+
+
+def transfer_suffix(cfg: AugmentConfig) -> str:
+    """How a transfer set names its rows and students: ``_aug``, ``_augbal`` (balanced), then ``x<rounds>``
+    when there are several rounds (``_augbalx2``)."""
+    return "_aug" + ("bal" if cfg.balance else "") + (f"x{cfg.rounds}" if cfg.rounds > 1 else "")
 
 
 def _int_list(text: str | None) -> list[int]:
@@ -835,9 +844,10 @@ def run_step(args: argparse.Namespace) -> Path:
     explainer = getattr(args, "explainer", None) or "ig"
     copies = getattr(args, "augment", 0) or 0
     balance = bool(getattr(args, "balance", False))
-    if balance and copies < 1:
-        raise SystemExit("--balance shapes the transfer set of --augment COPIES: give --augment too.")
-    augment = AugmentConfig(copies=copies, balance=balance) if copies > 0 else None
+    rounds = getattr(args, "rounds", 1) or 1
+    if (balance or rounds != 1) and copies < 1:
+        raise SystemExit("--balance and --rounds shape the transfer set of --augment COPIES: give --augment too.")
+    augment = AugmentConfig(copies=copies, balance=balance, rounds=rounds) if copies > 0 else None
     inputs = prepare_inputs(mode, data_dir=args.data_dir, device=args.device, explanations=not train_only,
                             teacher_dir=teacher_dir, teacher=which, ig_cfg=explainer_config(explainer, mode),
                             augment=augment, holdout=cfg.holdout)
@@ -849,8 +859,7 @@ def run_step(args: argparse.Namespace) -> Path:
     save = not args.no_save
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
-    suffix = (("" if explainer == "ig" else f"_{explainer}")
-              + ("" if augment is None else "_augbal" if augment.balance else "_aug"))
+    suffix = ("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else transfer_suffix(augment))
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -870,6 +879,7 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
+                 "augment_rounds": rounds,
                  "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],

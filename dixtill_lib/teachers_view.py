@@ -7,7 +7,7 @@ MiniLM's); rows of another teacher in ``results/<step>_<teacher>.json`` (written
 tagged with its teacher key (:func:`dixtill_lib.results.row_teacher`)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -158,23 +158,37 @@ def compression_table(results: dict[str, Any]) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def targets_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataFrame:
+#: The DiXtill students the targets table looks for: the paper's recipe, and with either transfer set.
+DIXTILL_STUDENTS: tuple[str, ...] = ("student-dixtill", "student-dixtill_aug", "student-dixtill_augbal")
+
+
+def targets_table(results: dict[str, Any], teacher: str = "smollm2",
+                  students: Sequence[str] = DIXTILL_STUDENTS) -> pd.DataFrame:
     """The issue's targets for the DiXtill student against ``teacher``, measured in one ``bench`` run:
     ≥ 127× smaller and ≥ 8.7× faster at batch 32 (the paper's figures against FinBERT), macro-F1 ≥ 0.97 ×
-    the teacher's. Empty when that teacher's compression table does not exist yet."""
+    the teacher's. One column per DiXtill student of ``students`` in that run (named without ``student-``),
+    and ``met by``: those that reach the target. Empty when that teacher's compression table or its
+    DiXtill students do not exist yet."""
     rows = [r for r in merged_rows(results, "compression") if r["teacher"] == teacher]
     by = {r["method"]: r for r in rows}
-    if "teacher" not in by or "student-dixtill" not in by:
+    present = [m for m in students if m in by]
+    if "teacher" not in by or not present:
         return pd.DataFrame()
-    s, t = by["student-dixtill"], by["teacher"]
-    ours = {"compression_ratio": s["compression_ratio"], "speedup_b32": s["speedup_b32"],
-            "f1_ratio": s["macro_f1"] / t["macro_f1"]}
+    t = by["teacher"]
     labels = {"compression_ratio": "size ratio (teacher / student)", "speedup_b32": "speed-up, batch 32 (CPU)",
               "f1_ratio": "macro-F1 / teacher macro-F1"}
     paper = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.789 / 0.810}
-    return pd.DataFrame([{"target": labels[k], "ours": round(float(ours[k]), 3), "target (≥)": PAPER_TARGETS[k],
-                          "paper vs FinBERT": round(paper[k], 3), "met": bool(ours[k] >= PAPER_TARGETS[k])}
-                         for k in labels]).set_index("target")
+    ours = {m.removeprefix("student-"): {"compression_ratio": by[m]["compression_ratio"], "speedup_b32": by[m]["speedup_b32"],
+                                         "f1_ratio": by[m]["macro_f1"] / t["macro_f1"]} for m in present}
+    out = []
+    for k, label in labels.items():
+        row: dict[str, Any] = {"target": label}
+        row.update({name: round(float(v[k]), 3) for name, v in ours.items()})
+        met = [name for name, v in ours.items() if v[k] >= PAPER_TARGETS[k]]
+        row.update({"target (≥)": PAPER_TARGETS[k], "paper vs FinBERT": round(paper[k], 3),
+                    "met by": ", ".join(met) or "none"})
+        out.append(row)
+    return pd.DataFrame(out).set_index("target")
 
 
 def pruning_table(results: dict[str, Any], teacher: str = "smollm2") -> pd.DataFrame:

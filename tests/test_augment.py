@@ -86,6 +86,28 @@ def test_balanced_copies_follow_inverse_label_frequency(tweets):
     assert "balance" not in A.config_record(A.AugmentConfig()) and A.config_record(cfg)["balance"] is True
 
 
+def test_rounds_extend_a_set_and_reuse_its_labels(tweets, tiny, monkeypatch):
+    texts = tweets.texts[:15]  # (no other test labels these sets: the session's cache starts without them)
+    one, two = A.AugmentConfig(copies=2), A.AugmentConfig(copies=2, rounds=2)
+    new1, src1 = A.transfer_texts(texts, one, {})
+    new2, src2 = A.transfer_texts(texts, two, {})
+    assert new2[:len(new1)] == new1 and (src2[:len(src1)] == src1).all()  # round 1 is the one-round set
+    assert len(new2) > 1.5 * len(new1) and len(set(new2)) == len(new2) and not set(new2) & set(texts)
+    assert [D.transfer_suffix(c) for c in (one, two, A.AugmentConfig(balance=True, rounds=3))] == [
+        "_aug", "_augx2", "_augbalx3"]
+    assert "rounds" not in A.config_record(one) and A.config_record(two)["rounds"] == 2
+    vocab = Vocab.build(tweets.texts)
+    vectors = np.zeros((len(vocab), 4), np.float32)
+    labelled = []
+    real = tiny.logits
+    monkeypatch.setattr(tiny, "logits", lambda t, **k: labelled.append(len(t)) or real(t, **k))
+    small = A.build_transfer_set(tiny, texts, vocab.words, vectors, one, progress=False)
+    big = A.build_transfer_set(tiny, texts, vocab.words, vectors, two, progress=False)
+    assert labelled == [len(new1), len(new2) - len(new1)]                 # the second call labels round 2 only
+    np.testing.assert_allclose(big.logits[:len(small)], small.logits)
+    assert big.key() != small.key()
+
+
 def test_build_transfer_set_labels_with_the_teacher(tweets, tiny):
     vocab = Vocab.build(tweets.texts)
     vectors = np.random.default_rng(0).normal(size=(len(vocab), 8)).astype(np.float32)
@@ -183,5 +205,7 @@ def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch
     assert obj["provenance"]["config"]["distill"]["temperature"] == 2.0 and obj["provenance"]["plan"]["augment_copies"] == 2
     assert obj["provenance"]["data"]["transfer_set"]["config"]["copies"] == 2
     assert all(r["transfer_set"]["config"]["copies"] == 2 for r in obj["rows"][1:])
+    with pytest.raises(SystemExit, match="give --augment too"):
+        D.run_step(argparse.Namespace(**{**vars(args), "augment": 0, "rounds": 2}))
     with pytest.raises(SystemExit, match="give --augment too"):
         D.run_step(argparse.Namespace(**{**vars(args), "augment": 0, "balance": True}))

@@ -36,9 +36,15 @@ def test_merged_rows_tag_the_teacher():
 def test_targets_table_against_the_llm_teacher():
     results = {"compression_smollm2": _result(_bench_rows("smollm2", f1=0.84, student_f1=0.80, ratio=141.2, speed=9.0))}
     t = tv.targets_table(results, "smollm2")
-    assert t["met"].tolist() == [True, True, False]          # 0.80 / 0.84 = 0.952 < 0.97
-    assert abs(t.loc["macro-F1 / teacher macro-F1", "ours"] - 0.952) < 1e-3
+    assert t["met by"].tolist() == ["dixtill", "dixtill", "none"]          # 0.80 / 0.84 = 0.952 < 0.97
+    assert abs(t.loc["macro-F1 / teacher macro-F1", "dixtill"] - 0.952) < 1e-3
     assert tv.targets_table({}, "smollm2").empty
+    # a DiXtill student with a transfer set in the same run gets its own column
+    rows = results["compression_smollm2"]["rows"]
+    rows.append({**rows[1], "method": "student-dixtill_aug", "macro_f1": 0.82})
+    t = tv.targets_table(results, "smollm2")
+    assert list(t.columns[:2]) == ["dixtill", "dixtill_aug"]
+    assert t["met by"].tolist() == ["dixtill, dixtill_aug", "dixtill, dixtill_aug", "dixtill_aug"]  # 0.82/0.84 = .976
 
 
 def test_distillation_table_ratio_per_own_teacher():
