@@ -19,12 +19,14 @@ from .results import row_teacher
 TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smollm2": "SmolLM2-135M (decoder LLM)"}
 #: The other teachers whose result files may exist (``<step>_<teacher>.json``).
 EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
-#: The rows of the transfer-set experiment (``distill --augment``): each student with and without the transfer set.
-TRANSFER_METHODS: tuple[str, ...] = ("teacher", "kd", "kd_aug", "dixtill", "dixtill_aug")
+#: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
+#: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``).
+TRANSFER_SETS: tuple[str, ...] = ("", "_aug", "_augbal", "_augbalx3")
+TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
                     "--temperatures '' --no-ablation --temperature 2 --out results/transfer_smollm2.json --merge, "
-                    "then the same with --augment 4")
+                    "then the same with --augment 4, --augment 4 --balance and --augment 4 --balance --rounds 3")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
@@ -158,8 +160,8 @@ def compression_table(results: dict[str, Any]) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-#: The DiXtill students the targets table looks for: the paper's recipe, and with either transfer set.
-DIXTILL_STUDENTS: tuple[str, ...] = ("student-dixtill", "student-dixtill_aug", "student-dixtill_augbal")
+#: The DiXtill students the targets table looks for: the paper's recipe, and with each transfer set.
+DIXTILL_STUDENTS: tuple[str, ...] = tuple(f"student-dixtill{s}" for s in TRANSFER_SETS)
 
 
 def targets_table(results: dict[str, Any], teacher: str = "smollm2",
