@@ -21,9 +21,11 @@ addition, not Tang's) a text of a rarer gold class gets proportionally more copi
 frequent class, ``copies * n_most / n_class`` (rounded) for the others — so every class sends about as many
 new texts to the teacher: the metric is macro-F1, and the uniform draw shifts the set further toward the
 majority class (deleting words and keeping n-grams makes tweets neutral). ``rounds`` repeats the whole
-draw with seeds ``seed``, ``seed + 1``, ...: a set of ``rounds`` × ``copies`` per text whose first round is
-the one-round set, labelled round by round, so a bigger set reuses a smaller one's cached teacher logits. The teacher's logits
-label them; the hard label for cross-entropy is the teacher's argmax, and they have no teacher explanation,
+draw with seeds ``seed``, ``seed + 1``, ...: ``rounds`` × ``copies`` per text, whose first round is the
+one-round set.
+
+The teacher's logits label the new texts, round by round (so a bigger set reuses a smaller one's cached
+logits); the hard label for cross-entropy is the teacher's argmax, and they have no teacher explanation,
 so DiXtill's explanation term skips them (:func:`dixtill_lib.distill.xai_loss`).
 """
 from __future__ import annotations
@@ -194,7 +196,10 @@ def transfer_rounds(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[s
 def transfer_texts(texts: Sequence[str], cfg: AugmentConfig, neighbours: dict[str, tuple[str, ...]],
                    labels: Sequence[int] | np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
     """``(new_texts, source)`` of all rounds of :func:`transfer_rounds`, in order."""
-    parts = transfer_rounds(texts, cfg, neighbours, labels)
+    return _joined(transfer_rounds(texts, cfg, neighbours, labels))
+
+
+def _joined(parts: list[tuple[list[str], np.ndarray]]) -> tuple[list[str], np.ndarray]:
     return [t for new, _ in parts for t in new], np.concatenate([src for _, src in parts])
 
 
@@ -211,7 +216,7 @@ def build_transfer_set(teacher: Any, texts: Sequence[str], vocab_words: Sequence
     cfg = cfg or AugmentConfig()
     neighbours = glove_neighbours(vocab_words, vectors, cfg.neighbours)
     parts = transfer_rounds(list(texts), cfg, neighbours, labels)
-    new, source = [t for p, _ in parts for t in p], np.concatenate([src for _, src in parts])
+    new, source = _joined(parts)
     if not new:
         raise ValueError("The transfer set came out empty: every draw repeated a training text. Raise "
                          "AugmentConfig.p_drop / p_swap / p_ngram or copies.")
