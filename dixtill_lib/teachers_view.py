@@ -169,7 +169,7 @@ def targets_table(results: dict[str, Any], teacher: str = "smollm2",
     """The issue's targets for the DiXtill student against ``teacher``, measured in one ``bench`` run:
     ≥ 127× smaller and ≥ 8.7× faster at batch 32 (the paper's figures against FinBERT), macro-F1 ≥ 0.97 ×
     the teacher's. One column per DiXtill student of ``students`` in that run (named without ``student-``),
-    and ``met by``: those that reach the target. Empty when that teacher's compression table or its
+    and ``met by``: those that reach the target (``all``, or ``none``). Empty when that teacher's compression table or its
     DiXtill students do not exist yet."""
     rows = [r for r in merged_rows(results, "compression") if r["teacher"] == teacher]
     by = {r["method"]: r for r in rows}
@@ -188,7 +188,7 @@ def targets_table(results: dict[str, Any], teacher: str = "smollm2",
         row.update({name: round(float(v[k]), 3) for name, v in ours.items()})
         met = [name for name, v in ours.items() if v[k] >= PAPER_TARGETS[k]]
         row.update({"target (≥)": PAPER_TARGETS[k], "paper vs FinBERT": round(paper[k], 3),
-                    "met by": ", ".join(met) or "none"})
+                    "met by": "all" if len(met) == len(ours) > 1 else ", ".join(met) or "none"})
         out.append(row)
     return pd.DataFrame(out).set_index("target")
 
