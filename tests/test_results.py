@@ -56,3 +56,25 @@ def test_committed_result_files_are_valid():
         obj = R.load_results(path)
         want = "quick" if path.name in quick_by_design else "full"
         assert obj["provenance"]["mode"] == want, f"{path} is not from a {want} run"
+
+
+def test_git_commit_is_dirty_for_code_changes_only(tmp_path, monkeypatch):
+    """Runs rewrite their own result file as they go: that must not mark the run's code as dirty."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "step.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(R, "REPO_ROOT", tmp_path)
+    clean = R.git_commit()
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "step.json").write_text('{"rows": []}')
+    assert R.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert R.git_commit() == clean + "-dirty"
