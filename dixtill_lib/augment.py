@@ -61,6 +61,11 @@ class AugmentConfig:
         if self.p_drop + self.p_swap > 1.0:
             raise ValueError(f"AugmentConfig: p_drop + p_swap must be at most 1, got {self.p_drop + self.p_swap}.")
 
+    def row_suffix(self) -> str:
+        """How students trained on this set name their rows and folders: ``_aug``, ``_augbal`` (balanced),
+        then ``x<rounds>`` when there are several rounds (``_augbalx3``)."""
+        return "_aug" + ("bal" if self.balance else "") + (f"x{self.rounds}" if self.rounds > 1 else "")
+
 
 def config_record(cfg: AugmentConfig) -> dict[str, Any]:
     """The config as a dict for keys and provenance; ``balance`` and ``rounds`` appear only when not at their

@@ -30,7 +30,8 @@ mode overwrites the folder (atomically); ``config.json`` records the teacher fin
 student folder of such a run is named ``<method>_occlusion`` (e.g. ``dixtill_occlusion``).
 
 ``--augment COPIES`` also trains every student on a transfer set (:mod:`dixtill_lib.augment`): COPIES new,
-teacher-labelled texts per fitted training tweet; rows and student folders are named ``<method>_aug``.
+teacher-labelled texts per fitted training tweet; rows and student folders are named ``<method>_aug``
+(``--balance``: ``_augbal``; ``--rounds R``: then ``x<R>``, see :meth:`~dixtill_lib.augment.AugmentConfig.row_suffix`).
 """
 from __future__ import annotations
 
@@ -802,12 +803,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reuse saved students trained with the same data/teacher/config (restart an interrupted run)")
 
 
-def transfer_suffix(cfg: AugmentConfig) -> str:
-    """How a transfer set names its rows and students: ``_aug``, ``_augbal`` (balanced), then ``x<rounds>``
-    when there are several rounds (``_augbalx2``)."""
-    return "_aug" + ("bal" if cfg.balance else "") + (f"x{cfg.rounds}" if cfg.rounds > 1 else "")
-
-
 def _int_list(text: str | None) -> list[int]:
     return [int(s) for s in (text or "").split(",") if s.strip()]
 
@@ -859,7 +854,7 @@ def run_step(args: argparse.Namespace) -> Path:
     save = not args.no_save
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
-    suffix = ("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else transfer_suffix(augment))
+    suffix = ("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else augment.row_suffix())
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -879,8 +874,7 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds,
-                 "seeds": seeds, "temperature_sweep": temps,
+                 "augment_rounds": rounds, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

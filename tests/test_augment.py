@@ -93,7 +93,7 @@ def test_rounds_extend_a_set_and_reuse_its_labels(tweets, tiny, monkeypatch):
     new2, src2 = A.transfer_texts(texts, two, {})
     assert new2[:len(new1)] == new1 and (src2[:len(src1)] == src1).all()  # round 1 is the one-round set
     assert len(new2) > 1.5 * len(new1) and len(set(new2)) == len(new2) and not set(new2) & set(texts)
-    assert [D.transfer_suffix(c) for c in (one, two, A.AugmentConfig(balance=True, rounds=3))] == [
+    assert [c.row_suffix() for c in (one, two, A.AugmentConfig(balance=True, rounds=3))] == [
         "_aug", "_augx2", "_augbalx3"]
     assert "rounds" not in A.config_record(one) and A.config_record(two)["rounds"] == 2
     vocab = Vocab.build(tweets.texts)
