@@ -108,6 +108,10 @@ def test_unknown_method_and_bad_config():
         D.DistillConfig(holdout=1.5)
     assert D.DistillConfig.for_mode("full").epochs == 15
     assert D.DistillConfig.for_mode("quick").epochs < 15
+    with pytest.raises(ValueError, match="select must be 'loss' or 'macro_f1'"):
+        D.DistillConfig(select="f1")
+    with pytest.raises(ValueError, match=r"ema must be a decay in \[0, 1\)"):
+        D.DistillConfig(ema=1.0)
 
 
 # ------------------------------------------------------------------ trainer
@@ -140,6 +144,62 @@ def test_tiny_distillation_lowers_the_loss_and_restores_best(toy):
     best = min(range(len(h)), key=lambda i: h[i]["val_total"])
     assert r.best_epoch == best + 1
     assert r.info["n_fit"] == 45 and r.info["n_holdout"] == 5   # Keras validation_split=0.1: the last 5 rows
+
+
+def _holdout_f1(trained, toy) -> float:
+    from dixtill_lib.data import holdout_split
+    from dixtill_lib.metrics import classification_metrics
+    from dixtill_lib.student import predict_proba
+
+    ho = holdout_split(toy[0], 0.1)[1]
+    return classification_metrics(ho.labels, predict_proba(trained.model, trained.vocab, ho.texts), 3)["macro_f1"]
+
+
+def test_select_by_macro_f1_restores_the_best_f1_epoch(toy):
+    by_loss = _train(toy, "kd", epochs=6, lr=0.05)
+    by_f1 = _train(toy, "kd", epochs=6, lr=0.05, select="macro_f1")
+    h = by_f1.history
+    assert _numbers(h) == _numbers(by_loss.history)        # selection does not change the training itself
+    assert by_f1.best_epoch == 1 + max(range(len(h)), key=lambda i: (h[i]["val_macro_f1"], -i))
+    # the logged held-out macro-F1 is the one the metrics module computes for the restored weights
+    assert _holdout_f1(by_f1, toy) == pytest.approx(h[by_f1.best_epoch - 1]["val_macro_f1"], abs=1e-6)
+    assert _holdout_f1(by_loss, toy) == pytest.approx(h[by_loss.best_epoch - 1]["val_macro_f1"], abs=1e-6)
+
+
+def test_weight_average_is_evaluated_selected_and_returned(toy):
+    plain = _train(toy, "kd", epochs=4, lr=0.05)
+    avg = _train(toy, "kd", epochs=4, lr=0.05, ema=0.9)
+    # the raw trajectory is the same; the logged held-out numbers are those of the averaged weights
+    assert [h["train_total"] for h in avg.history] == [h["train_total"] for h in plain.history]
+    assert [h["val_total"] for h in avg.history] != [h["val_total"] for h in plain.history]
+    assert _holdout_f1(avg, toy) == pytest.approx(avg.history[avg.best_epoch - 1]["val_macro_f1"], abs=1e-6)
+    # by hand: the average after two steps of decay d is d²·w0 + d(1-d)·w1 + (1-d)·w2
+    net = torch.nn.Linear(2, 1, bias=False)
+    ws = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 1.0]])]
+    with torch.no_grad():
+        net.weight.copy_(ws[0])
+        wa = D.WeightAverage(net, 0.5)
+        for w in ws[1:]:
+            net.weight.copy_(w)
+            wa.update(net)
+        with wa.swapped_in(net):
+            torch.testing.assert_close(net.weight, 0.25 * ws[0] + 0.25 * ws[1] + 0.5 * ws[2])
+        torch.testing.assert_close(net.weight, ws[2])     # its own weights again after the block
+
+
+def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
+    from dataclasses import asdict
+    from dixtill_lib.io import hash_texts, stable_hash
+
+    cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
+    # the key as it was computed before ``select`` and ``ema`` existed
+    old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + ("select", "ema")}
+    before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
+                         tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
+    assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
+    keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
+            for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99})}
+    assert len(keys) == 3
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
