@@ -682,6 +682,8 @@ def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Pat
 
 #: DistillConfig fields that do not change the trained weights (evaluation and speed settings).
 EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
+#: Row and student name suffix of students kept as their weight average (``DistillConfig.ema``, ``--ema``).
+EMA_SUFFIX = "_ema"
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
 LATER_FIELDS = {"select": "loss", "ema": 0.0}
 
@@ -919,7 +921,7 @@ def run_step(args: argparse.Namespace) -> Path:
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
     suffix = (("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else augment.row_suffix())
-              + ("_ema" if cfg.ema else ""))
+              + (EMA_SUFFIX if cfg.ema else ""))
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:

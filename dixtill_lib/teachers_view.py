@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import report
 from .augment import AugmentConfig
+from .distill import EMA_SUFFIX
 from .results import row_teacher
 
 #: Teacher key -> label used in the tables.
@@ -21,9 +22,11 @@ TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smol
 #: The other teachers whose result files may exist (``<step>_<teacher>.json``).
 EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
-#: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``).
-TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True),
-                                                                   AugmentConfig(balance=True, rounds=3))))
+#: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``), and
+#: that last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``).
+_X3 = AugmentConfig(balance=True, rounds=3).row_suffix()
+TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True))),
+                                  _X3, _X3 + EMA_SUFFIX)
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
