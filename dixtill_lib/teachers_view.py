@@ -31,7 +31,8 @@ TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
                     "--temperatures '' --no-ablation --temperature 2 --out results/transfer_smollm2.json --merge, "
-                    "then the same with --augment 4, --augment 4 --balance and --augment 4 --balance --rounds 3")
+                    "then the same with --augment 4, --augment 4 --balance, --augment 4 --balance --rounds 3 "
+                    "and --augment 4 --balance --rounds 3 --ema 0.999")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
