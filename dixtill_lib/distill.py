@@ -228,13 +228,15 @@ class WeightAverage:
 
     def __init__(self, module: torch.nn.Module, decay: float) -> None:
         self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+        live = {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+        self.shadow = {k: v.detach().clone() for k, v in live.items()}
+        self._pairs = [(self.shadow[k], v) for k, v in live.items()]  # state_dict tensors share the weights' storage
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        state = module.state_dict()
-        for k, v in self.shadow.items():
-            v.lerp_(state[k], 1.0 - self.decay)
+    def update(self) -> None:
+        """One step of ``w̄ ← d·w̄ + (1 − d)·w`` for the module given at construction."""
+        for avg, w in self._pairs:
+            avg.lerp_(w, 1.0 - self.decay)
 
     @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:
@@ -411,7 +413,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                 run.backward(total)
                 opt.step()
                 if averaged is not None:
-                    averaged.update(net)
+                    averaged.update()
                 for k, v in {"total": total, **parts}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b["y"])
                 bar.update(1)

@@ -181,7 +181,7 @@ def test_weight_average_is_evaluated_selected_and_returned(toy):
         wa = D.WeightAverage(net, 0.5)
         for w in ws[1:]:
             net.weight.copy_(w)
-            wa.update(net)
+            wa.update()
         with wa.swapped_in(net):
             torch.testing.assert_close(net.weight, 0.25 * ws[0] + 0.25 * ws[1] + 0.5 * ws[2])
         torch.testing.assert_close(net.weight, ws[2])     # its own weights again after the block
