@@ -351,7 +351,9 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     ``teacher_logits``: (n, C); ``teacher_expl``: ragged per-word attributions (or an (n, max_len)
     array), needed only by ``dixtill`` (pass zeros otherwise). The last ``cfg.holdout`` of the rows is
     held out (Keras-style, :func:`dixtill_lib.data.holdout_split`), the rest shuffled each epoch (seeded);
-    the epoch with the lowest held-out total loss (``cfg.select``) is restored. ``embeddings``: a precomputed GloVe matrix
+    the epoch with the best held-out score is restored (``cfg.select``: the lowest total loss, the authors' rule, or
+    the highest macro-F1); with ``cfg.ema`` those scores, and the weights returned, are the weight average's.
+    ``embeddings``: a precomputed GloVe matrix
     for ``vocab`` (saves the lookup when training many students). ``transfer``: extra teacher-labelled texts
     (:mod:`dixtill_lib.augment`) trained on with the fitted rows, each made from one of those rows (never from a
     held-out one); their hard label is the teacher's argmax and they have no explanation term."""
