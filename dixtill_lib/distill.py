@@ -323,10 +323,9 @@ def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: in
         counts[1] += torch.bincount(pred, minlength=n_classes).float().cpu()
         counts[2] += torch.bincount(b["y"], minlength=n_classes).float().cpu()
     if run is not None and run.active:
-        flat = {f"_n{i}_{c}": float(counts[i, c]) for i in range(3) for c in range(n_classes)}
-        sums = run.sum_over_processes({**sums, **flat, "_correct": correct})
+        sums = run.sum_over_processes({**sums, "_correct": correct})
         correct = int(round(sums.pop("_correct")))
-        counts = torch.tensor([[sums.pop(f"_n{i}_{c}") for c in range(n_classes)] for i in range(3)])
+        counts = run.sum_tensor_over_processes(counts).float()
     out = {k: v / n for k, v in sums.items()}
     out["accuracy"] = correct / n
     denom = counts[1] + counts[2]  # F1 = 2·tp / (predicted + true); 0 for a class never predicted nor present

@@ -157,6 +157,14 @@ class Runner:
         t = self.accelerator.reduce(t, reduction="sum")
         return {k: float(v) for k, v in zip(keys, t.tolist())}
 
+    def sum_tensor_over_processes(self, t: "torch.Tensor") -> "torch.Tensor":
+        """Element-wise sum of a tensor of the same shape on every process (e.g. per-class counts), on the CPU."""
+        if not self.active:
+            return t
+        import torch
+
+        return self.accelerator.reduce(t.to(self.device, torch.float64), reduction="sum").cpu()
+
     def map_rows(self, fn: Callable[[list], Sequence], items: Sequence) -> list:
         """``fn(items)`` computed as ``fn`` of each process's contiguous slice, gathered in order with
         ``gather_for_metrics`` (evaluation sharded over processes). Inactive: just ``list(fn(items))``."""
