@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -152,7 +153,9 @@ class DistillConfig:
     Our additions (off by default, so the authors' recipe and the keys of students trained before them are
     unchanged): ``select="macro_f1"`` restores the epoch with the best held-out macro-F1 (the metric the book
     reports) instead of the lowest held-out loss; ``ema=d`` keeps an exponential moving average of the weights
-    (``w̄ ← d·w̄ + (1 − d)·w`` after every step), and evaluates, selects and returns the averaged weights."""
+    (``w̄ ← d·w̄ + (1 − d)·w`` after every step), and evaluates, selects and returns the averaged weights;
+    ``schedule="cosine"`` decays the learning rate from ``lr`` to 0 over all steps; ``optimizer="adam"`` trains
+    with Adam at ``lr`` (``momentum`` is then unused). Chapter 7 reports what each did on the held-out tweets."""
     epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
@@ -165,6 +168,8 @@ class DistillConfig:
     restore_best: bool = True
     select: str = "loss"                                 # "loss" | "macro_f1": which held-out score picks the epoch
     ema: float = 0.0                                     # weight-average decay per step; 0 = off
+    schedule: str = "constant"                           # "constant" | "cosine": learning rate over the steps
+    optimizer: str = "sgd"                               # "sgd" (authors) | "adam" (lr and betas: torch's Adam)
     threads: int | None = 1
     # evaluation
     ig_steps: int = 10                                   # IG steps for the baseline students' explanations
@@ -191,6 +196,10 @@ class DistillConfig:
             raise ValueError(f"select must be 'loss' or 'macro_f1', got {self.select!r}.")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}.")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
 
 
 def loss_for(method: str, cfg: DistillConfig) -> Callable[..., tuple[torch.Tensor, Parts]]:
@@ -221,6 +230,22 @@ class TrainedStudent:
     best_epoch: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def cosine_factor(step: int, total: int) -> float:
+    """Learning-rate factor of step ``step`` (0-based) of ``total``: ``(1 + cos(π·step/total)) / 2``, from 1 to ~0."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+#: ``DistillConfig.schedule`` → learning-rate factor of a step, given the total number of steps.
+SCHEDULES: dict[str, Callable[[int, int], float]] = {"constant": lambda step, total: 1.0, "cosine": cosine_factor}
+
+
+def make_optimizer(params: Any, cfg: "DistillConfig") -> torch.optim.Optimizer:
+    """The authors' SGD with momentum, or Adam (``cfg.optimizer``), at ``cfg.lr``."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
 
 
 class WeightAverage:
@@ -384,13 +409,15 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     run = parallel.runner()  # inactive in one process: plain PyTorch, bit-identical to the one-process loop
     with _torch_threads(cfg.threads):
         model, info = build_student(vocab, student_cfg, seed=seed, embeddings=embeddings)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt = make_optimizer(model.parameters(), cfg)
         net = model                           # the plain module (state dicts, evaluation)
         model, opt = run.prepare(model, opt)  # N processes: DDP model on this process's device
         if run.active:
             val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
         steps = -(-n_rows // cfg.batch_size)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: SCHEDULES[cfg.schedule](i, cfg.epochs * steps))  # stepped once per batch
 
         def epoch_batches() -> list[torch.Tensor]:
             perm = torch.from_numpy(rng.permutation(n_rows))
@@ -413,6 +440,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                 opt.zero_grad(set_to_none=True)
                 run.backward(total)
                 opt.step()
+                schedule.step()
                 if averaged is not None:
                     averaged.update()
                 for k, v in {"total": total, **parts}.items():
@@ -688,7 +716,7 @@ EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
 #: Row and student name suffix of students kept as their weight average (``DistillConfig.ema``, ``--ema``).
 EMA_SUFFIX = "_ema"
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
-LATER_FIELDS = {"select": "loss", "ema": 0.0}
+LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd"}
 
 
 def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:

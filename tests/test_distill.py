@@ -187,19 +187,59 @@ def test_weight_average_is_evaluated_selected_and_returned(toy):
         torch.testing.assert_close(net.weight, ws[2])     # its own weights again after the block
 
 
+def _recorded_lrs(monkeypatch, toy, **kw):
+    """Train a small kd student and return the learning rate every optimizer step used."""
+    lrs, make = [], D.make_optimizer
+
+    def spying(params, cfg):
+        opt = make(params, cfg)
+        opt.register_step_pre_hook(lambda o, args, kwargs: lrs.append(o.param_groups[0]["lr"]))
+        return opt
+    monkeypatch.setattr(D, "make_optimizer", spying)
+    trained = _train(toy, "kd", epochs=3, **kw)
+    monkeypatch.undo()
+    return trained, lrs
+
+
+def test_cosine_schedule_decays_every_step_and_constant_keeps_the_authors_lr(monkeypatch, toy):
+    assert [D.cosine_factor(i, 4) for i in range(5)] == pytest.approx([1, 0.8535534, 0.5, 0.1464466, 0])
+    plain, flat = _recorded_lrs(monkeypatch, toy, lr=0.05)
+    cos, decayed = _recorded_lrs(monkeypatch, toy, lr=0.05, schedule="cosine")
+    assert set(flat) == {0.05}
+    total = len(decayed)
+    assert total == 3 * -(-plain.info["n_fit"] // 8)
+    assert decayed == pytest.approx([0.05 * D.cosine_factor(i, total) for i in range(total)])
+    assert decayed[-1] < 0.05 * 0.01
+    assert [h["train_total"] for h in cos.history][0] != [h["train_total"] for h in plain.history][0]
+
+
+def test_adam_optimizer_and_bad_values(toy):
+    opt = D.make_optimizer(torch.nn.Linear(2, 1).parameters(), D.DistillConfig(optimizer="adam", lr=0.003))
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 0.003
+    sgd = D.make_optimizer(torch.nn.Linear(2, 1).parameters(), D.DistillConfig())
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.99
+    adam = _train(toy, "kd", epochs=3, optimizer="adam", lr=0.01)
+    assert adam.history[-1]["train_total"] < adam.history[0]["train_total"]
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        D.DistillConfig(schedule="linear")
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        D.DistillConfig(optimizer="rmsprop")
+
+
 def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
     from dataclasses import asdict
     from dixtill_lib.io import hash_texts, stable_hash
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
-    # the key as it was computed before ``select`` and ``ema`` existed
-    old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + ("select", "ema")}
+    # the key as it was computed before ``select``, ``ema``, ``schedule`` and ``optimizer`` existed
+    later = ("select", "ema", "schedule", "optimizer")
+    old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
                          tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
     assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
     keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
-            for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99})}
-    assert len(keys) == 3
+            for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"})}
+    assert len(keys) == 5
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
