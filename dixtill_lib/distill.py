@@ -332,7 +332,6 @@ def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: in
     n = len(data["y"])
     lo, hi = (0, n) if run is None or not run.active else parallel.shard_range(n, run.rank, run.world_size)
     sums: dict[str, float] = {}
-    correct = 0
     n_classes = int(data["zt"].shape[1])
     counts = torch.zeros(3, n_classes)  # per class: true positives, predicted, true
     for s in range(lo, hi, batch_size):
@@ -343,16 +342,14 @@ def _evaluate_loss(model, loss_fn, data: dict[str, torch.Tensor], batch_size: in
         for k, v in {"total": total, **parts, **_monitors(z, sig, b)}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * m
         pred = z.argmax(1)
-        correct += int((pred == b["y"]).sum())
         counts[0] += torch.bincount(pred[pred == b["y"]], minlength=n_classes).float().cpu()
         counts[1] += torch.bincount(pred, minlength=n_classes).float().cpu()
         counts[2] += torch.bincount(b["y"], minlength=n_classes).float().cpu()
     if run is not None and run.active:
-        sums = run.sum_over_processes({**sums, "_correct": correct})
-        correct = int(round(sums.pop("_correct")))
+        sums = run.sum_over_processes(sums)
         counts = run.sum_tensor_over_processes(counts).float()
     out = {k: v / n for k, v in sums.items()}
-    out["accuracy"] = correct / n
+    out["accuracy"] = int(counts[0].sum()) / n  # the true positives of all classes are the correct predictions
     denom = counts[1] + counts[2]  # F1 = 2·tp / (predicted + true); 0 for a class never predicted nor present
     out["macro_f1"] = float(torch.where(denom > 0, 2 * counts[0] / denom.clamp(min=1), torch.zeros(()))
                             .mean())
