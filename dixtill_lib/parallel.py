@@ -153,8 +153,7 @@ class Runner:
         import torch
 
         keys = sorted(values)
-        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
-        t = self.accelerator.reduce(t, reduction="sum")
+        t = self.sum_tensor_over_processes(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64))
         return {k: float(v) for k, v in zip(keys, t.tolist())}
 
     def sum_tensor_over_processes(self, t: "torch.Tensor") -> "torch.Tensor":
