@@ -198,8 +198,8 @@ class DistillConfig:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}.")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}.")
 
 
 def loss_for(method: str, cfg: DistillConfig) -> Callable[..., tuple[torch.Tensor, Parts]]:
@@ -241,11 +241,17 @@ def cosine_factor(step: int, total: int) -> float:
 SCHEDULES: dict[str, Callable[[int, int], float]] = {"constant": lambda step, total: 1.0, "cosine": cosine_factor}
 
 
+#: ``DistillConfig.optimizer`` → the optimizer of some parameters at ``cfg.lr``: the authors' SGD with momentum,
+#: or torch's Adam with its default betas.
+OPTIMIZERS: dict[str, Callable[[Any, "DistillConfig"], torch.optim.Optimizer]] = {
+    "sgd": lambda params, cfg: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum),
+    "adam": lambda params, cfg: torch.optim.Adam(params, lr=cfg.lr),
+}
+
+
 def make_optimizer(params: Any, cfg: "DistillConfig") -> torch.optim.Optimizer:
-    """The authors' SGD with momentum, or Adam (``cfg.optimizer``), at ``cfg.lr``."""
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    """The optimizer ``cfg.optimizer`` names (see :data:`OPTIMIZERS`), at ``cfg.lr``."""
+    return OPTIMIZERS[cfg.optimizer](params, cfg)
 
 
 class WeightAverage:
