@@ -23,16 +23,16 @@ TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smol
 EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
 #: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``), that
-#: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and five rounds, averaged too.
-_X3, _X5 = (AugmentConfig(balance=True, rounds=r).row_suffix() for r in (3, 5))
+#: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and five and seven rounds, averaged too.
+_X3, _X5, _X7 = (AugmentConfig(balance=True, rounds=r).row_suffix() for r in (3, 5, 7))
 TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True))),
-                                  _X3, _X3 + EMA_SUFFIX, _X5 + EMA_SUFFIX)
+                                  _X3, _X3 + EMA_SUFFIX, _X5 + EMA_SUFFIX, _X7 + EMA_SUFFIX)
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
                     "--temperatures '' --no-ablation --temperature 2 --out results/transfer_smollm2.json --merge, "
                     "then the same with --augment 4, --augment 4 --balance, --augment 4 --balance --rounds 3 "
-                    "and --augment 4 --balance --rounds 3 (or 5) --ema 0.999")
+                    "and --augment 4 --balance --rounds 3 (or 5, or 7) --ema 0.999")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
