@@ -24,9 +24,11 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
 #: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``), that
 #: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and five and seven rounds, averaged too.
-_X3, _X5, _X7 = (AugmentConfig(balance=True, rounds=r).row_suffix() for r in (3, 5, 7))
+_AVERAGED_ROUNDS = (3, 5, 7)
 TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True))),
-                                  _X3, _X3 + EMA_SUFFIX, _X5 + EMA_SUFFIX, _X7 + EMA_SUFFIX)
+                                  AugmentConfig(balance=True, rounds=3).row_suffix(),
+                                  *(AugmentConfig(balance=True, rounds=r).row_suffix() + EMA_SUFFIX
+                                    for r in _AVERAGED_ROUNDS))
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
