@@ -53,7 +53,7 @@ from . import parallel
 from .augment import AugmentConfig, TransferSet, build_transfer_set
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
-from .student import (BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
+from .student import (UNK_ID, BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
                       glove_matrix, save_student, size_bytes)
 
 METHODS: tuple[str, ...] = ("ce", "kd", "tang", "dixtill")
@@ -155,7 +155,10 @@ class DistillConfig:
     reports) instead of the lowest held-out loss; ``ema=d`` keeps an exponential moving average of the weights
     (``w̄ ← d·w̄ + (1 − d)·w`` after every step), and evaluates, selects and returns the averaged weights;
     ``schedule="cosine"`` decays the learning rate from ``lr`` to 0 over all steps; ``optimizer="adam"`` trains
-    with Adam at ``lr`` (``momentum`` is then unused). Chapter 7 reports what each did on the held-out tweets."""
+    with Adam at ``lr`` (``momentum`` is then unused); ``unk_rate=p`` is word dropout (Iyyer et al. 2015): in every
+    training batch each word becomes ``<UNK>`` with probability p, so the student learns the unknown-word
+    embedding it meets on new tweets (the vocabulary holds every training word, so without it ``<UNK>`` is never
+    trained). Chapter 7 reports what each did."""
     epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
@@ -170,6 +173,7 @@ class DistillConfig:
     ema: float = 0.0                                     # weight-average decay per step; 0 = off
     schedule: str = "constant"                           # "constant" | "cosine": learning rate over the steps
     optimizer: str = "sgd"                               # "sgd" (authors) | "adam" (lr and betas: torch's Adam)
+    unk_rate: float = 0.0                                # word dropout: P(a training word is read as <UNK>)
     threads: int | None = 1
     # evaluation
     ig_steps: int = 10                                   # IG steps for the baseline students' explanations
@@ -198,6 +202,8 @@ class DistillConfig:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}.")
+        if not 0 <= self.unk_rate < 1:
+            raise ValueError(f"unk_rate must be a probability in [0, 1) (0 = off), got {self.unk_rate}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}.")
 
@@ -282,6 +288,12 @@ class WeightAverage:
             yield
         finally:
             module.load_state_dict(own)
+
+
+def word_dropout(ids: torch.Tensor, mask: torch.Tensor, rate: float, gen: torch.Generator) -> torch.Tensor:
+    """``ids`` with each real word (``mask`` 1) replaced by ``<UNK>`` with probability ``rate``; pads stay."""
+    drop = (torch.rand(ids.shape, generator=gen) < rate).to(ids.device) & (mask > 0)
+    return ids.masked_fill(drop, UNK_ID)
 
 
 @contextmanager
@@ -430,6 +442,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         history: list[dict[str, float]] = []
         best, best_state, best_epoch = float("inf"), None, 0
         averaged = WeightAverage(net, cfg.ema) if cfg.ema else None
+        unk_gen = torch.Generator().manual_seed(seed)  # its own stream: the shuffles are the same with and without
         bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
                    leave=False, mininterval=2.0)
         for epoch in range(1, cfg.epochs + 1):
@@ -437,8 +450,9 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             model.train()
             sums: dict[str, float] = {}
             for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
+                ids = word_dropout(b["ids"], b["mask"], cfg.unk_rate, unk_gen) if cfg.unk_rate else b["ids"]
                 with run.autocast():
-                    z, sig = model(b["ids"], b["mask"])
+                    z, sig = model(ids, b["mask"])
                     total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"], b.get("has_e"))
                 opt.zero_grad(set_to_none=True)
                 run.backward(total)
@@ -718,8 +732,14 @@ def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Pat
 EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
 #: Row and student name suffix of students kept as their weight average (``DistillConfig.ema``, ``--ema``).
 EMA_SUFFIX = "_ema"
+
+
+def unk_suffix(unk_rate: float) -> str:
+    """Row and student name suffix of word dropout (``DistillConfig.unk_rate``): ``_unk10`` for 0.1, none at 0."""
+    return f"_unk{round(100 * unk_rate):d}" if unk_rate else ""
+
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
-LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd"}
+LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0}
 
 
 def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:
@@ -892,6 +912,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="evaluate, select and keep an exponential moving average of the weights with this decay per "
                         "step (DistillConfig.ema; our addition); rows and students <name>_ema")
+    p.add_argument("--unk-rate", type=float, default=None, metavar="P",
+                   help="word dropout: each training word is read as <UNK> with probability P (DistillConfig.unk_rate; "
+                        "our addition); rows and students <name>_unk<100·P>, e.g. _unk10")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -923,7 +946,7 @@ def run_step(args: argparse.Namespace) -> Path:
     over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum),
                               ("temperature", getattr(args, "temperature", None)),
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)),
-                              ("ema", getattr(args, "ema", None)))
+                              ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)))
             if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
@@ -955,7 +978,7 @@ def run_step(args: argparse.Namespace) -> Path:
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
     suffix = (("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else augment.row_suffix())
-              + (EMA_SUFFIX if cfg.ema else ""))
+              + (EMA_SUFFIX if cfg.ema else "") + unk_suffix(cfg.unk_rate))
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -975,7 +998,7 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds, "ema": cfg.ema, "seeds": seeds, "temperature_sweep": temps,
+                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

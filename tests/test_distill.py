@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dixtill_lib import distill as D
-from dixtill_lib.student import StudentConfig, Vocab, load_student
+from dixtill_lib.student import UNK_ID, StudentConfig, Vocab, build_student, load_student
 
 LN2, LN3 = math.log(2), math.log(3)
 
@@ -112,6 +112,8 @@ def test_unknown_method_and_bad_config():
         D.DistillConfig(select="f1")
     with pytest.raises(ValueError, match=r"ema must be a decay in \[0, 1\)"):
         D.DistillConfig(ema=1.0)
+    with pytest.raises(ValueError, match=r"unk_rate must be a probability in \[0, 1\)"):
+        D.DistillConfig(unk_rate=1.0)
 
 
 # ------------------------------------------------------------------ trainer
@@ -187,6 +189,33 @@ def test_weight_average_is_evaluated_selected_and_returned(toy):
         torch.testing.assert_close(net.weight, ws[2])     # its own weights again after the block
 
 
+def test_word_dropout_hides_real_words_only_at_its_rate():
+    ids = torch.randint(2, 50, (400, 30))
+    ids[:, 20:] = 0                                          # padding
+    mask = (ids != 0).float()
+    out = D.word_dropout(ids, mask, 0.25, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, 20:], ids[:, 20:])              # pads stay pads
+    hidden = (out != ids)
+    assert torch.all(out[hidden] == UNK_ID)
+    assert hidden[:, :20].float().mean().item() == pytest.approx(0.25, abs=0.01)
+    again = D.word_dropout(ids, mask, 0.25, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)                            # seeded
+    assert (D.unk_suffix(0.1), D.unk_suffix(0.0)) == ("_unk10", "")   # how rows and students are named
+
+
+def test_word_dropout_trains_the_unknown_word_embedding(toy):
+    plain = _train(toy, "kd", epochs=3, lr=0.05)
+    dropped = _train(toy, "kd", epochs=3, lr=0.05, unk_rate=0.2)
+    init, _ = build_student(toy[3], StudentConfig(embeddings="random", max_len=24), seed=0)
+    unk_init = init.emb.weight[UNK_ID]
+    # every toy word is in the vocabulary, so without word dropout <UNK>'s row never gets a gradient
+    torch.testing.assert_close(plain.model.emb.weight[UNK_ID], unk_init)
+    assert not torch.allclose(dropped.model.emb.weight[UNK_ID], unk_init)
+    assert dropped.history[0]["train_total"] != plain.history[0]["train_total"]
+    # the held-out loss is scored on the real words: word dropout only touches training batches
+    assert {"val_total", "val_macro_f1"} <= set(dropped.history[0])
+
+
 def _recorded_lrs(monkeypatch, toy, **kw):
     """Train a small kd student and return the learning rate every optimizer step used."""
     lrs, make = [], D.make_optimizer
@@ -232,14 +261,15 @@ def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
     # the key as it was computed before ``select``, ``ema``, ``schedule`` and ``optimizer`` existed
-    later = ("select", "ema", "schedule", "optimizer")
+    later = ("select", "ema", "schedule", "optimizer", "unk_rate")
     old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
                          tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
     assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
     keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
-            for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"})}
-    assert len(keys) == 5
+            for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"},
+                       {"unk_rate": 0.1})}
+    assert len(keys) == 6
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
