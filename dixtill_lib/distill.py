@@ -158,7 +158,8 @@ class DistillConfig:
     with Adam at ``lr`` (``momentum`` is then unused); ``unk_rate=p`` is word dropout (Iyyer et al. 2015): in every
     training batch each word becomes ``<UNK>`` with probability p, so the student learns the unknown-word
     embedding it meets on new tweets (the vocabulary holds every training word, so without it ``<UNK>`` is never
-    trained). Chapter 7 reports what each did."""
+    trained); ``gold_repeat=k`` shows the fitted tweets (true labels, teacher explanations) k times per epoch, so a
+    large transfer set does not drown them. Chapter 7 reports what each did."""
     epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
@@ -174,6 +175,7 @@ class DistillConfig:
     schedule: str = "constant"                           # "constant" | "cosine": learning rate over the steps
     optimizer: str = "sgd"                               # "sgd" (authors) | "adam" (lr and betas: torch's Adam)
     unk_rate: float = 0.0                                # word dropout: P(a training word is read as <UNK>)
+    gold_repeat: int = 1                                 # each epoch shows the fitted (true-label) rows this often
     threads: int | None = 1
     # evaluation
     ig_steps: int = 10                                   # IG steps for the baseline students' explanations
@@ -202,6 +204,8 @@ class DistillConfig:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}.")
+        if self.gold_repeat < 1:
+            raise ValueError(f"gold_repeat must be a whole number >= 1 (1 = each row once), got {self.gold_repeat}.")
         if not 0 <= self.unk_rate < 1:
             raise ValueError(f"unk_rate must be a probability in [0, 1) (0 = off), got {self.unk_rate}.")
         if self.optimizer not in OPTIMIZERS:
@@ -430,13 +434,16 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         if run.active:
             val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
-        steps = -(-n_rows // cfg.batch_size)
+        # gold_repeat k: the fitted rows k times per epoch (k = 1: every row once, the authors' epoch)
+        rows = np.concatenate([np.arange(n_rows), *[np.arange(n_fit)] * (cfg.gold_repeat - 1)])
+        n_seen = len(rows)
+        steps = -(-n_seen // cfg.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: SCHEDULES[cfg.schedule](i, cfg.epochs * steps))  # stepped once per batch
 
         def epoch_batches() -> list[torch.Tensor]:
-            perm = torch.from_numpy(rng.permutation(n_rows))
-            return [perm[s:s + cfg.batch_size] for s in range(0, n_rows, cfg.batch_size)]
+            perm = torch.from_numpy(rng.permutation(n_rows) if cfg.gold_repeat == 1 else rows[rng.permutation(n_seen)])
+            return [perm[s:s + cfg.batch_size] for s in range(0, n_seen, cfg.batch_size)]
 
         batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))
         history: list[dict[str, float]] = []
@@ -468,7 +475,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                 raise FloatingPointError(f"{method} seed {seed}: the loss became {sums['total']} in epoch {epoch}; "
                                          f"lower the learning rate (DistillConfig(lr=...)) or the momentum.")
             rec: dict[str, float] = {"epoch": epoch}
-            rec.update({f"train_{k}": v / n_rows for k, v in sums.items()})
+            rec.update({f"train_{k}": v / n_seen for k, v in sums.items()})
             with averaged.swapped_in(net) if averaged is not None else nullcontext():
                 rec.update({f"val_{k}": v for k, v in _evaluate_loss(net, loss_fn, val, run=run).items()})
                 score = rec["val_total"] if cfg.select == "loss" else -rec["val_macro_f1"]
@@ -730,16 +737,18 @@ def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Pat
 
 #: DistillConfig fields that do not change the trained weights (evaluation and speed settings).
 EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
-#: Row and student name suffix of students kept as their weight average (``DistillConfig.ema``, ``--ema``).
-EMA_SUFFIX = "_ema"
 
 
-def unk_suffix(unk_rate: float) -> str:
-    """Row and student name suffix of word dropout (``DistillConfig.unk_rate``): ``_unk10`` for 0.1, none at 0."""
-    return f"_unk{round(100 * unk_rate):d}" if unk_rate else ""
+def recipe_suffix(cfg: DistillConfig) -> str:
+    """How our additions to the recipe name rows and students: ``_ema`` (weight average, ``--ema``), then
+    ``_unk10`` (word dropout 0.1, ``--unk-rate``), then ``_gold4`` (fitted rows 4× per epoch, ``--gold-repeat``);
+    nothing at the defaults."""
+    return (("_ema" if cfg.ema else "") + (f"_unk{round(100 * cfg.unk_rate):d}" if cfg.unk_rate else "")
+            + (f"_gold{cfg.gold_repeat}" if cfg.gold_repeat > 1 else ""))
 
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
-LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0}
+LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0,
+                "gold_repeat": 1}
 
 
 def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:
@@ -915,6 +924,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unk-rate", type=float, default=None, metavar="P",
                    help="word dropout: each training word is read as <UNK> with probability P (DistillConfig.unk_rate; "
                         "our addition); rows and students <name>_unk<100·P>, e.g. _unk10")
+    p.add_argument("--gold-repeat", type=int, default=None, metavar="K",
+                   help="show the fitted (true-label) tweets K times per epoch next to a transfer set "
+                        "(DistillConfig.gold_repeat; our addition); rows and students <name>_gold<K>")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -946,7 +958,8 @@ def run_step(args: argparse.Namespace) -> Path:
     over = {k: v for k, v in (("epochs", args.epochs), ("momentum", args.momentum),
                               ("temperature", getattr(args, "temperature", None)),
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)),
-                              ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)))
+                              ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)),
+                              ("gold_repeat", getattr(args, "gold_repeat", None)))
             if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
@@ -978,7 +991,7 @@ def run_step(args: argparse.Namespace) -> Path:
     rows: list[dict[str, Any]] = [teacher_row(inputs)]
     plan: list[tuple[str, str, int, DistillConfig, StudentConfig]] = []
     suffix = (("" if explainer == "ig" else f"_{explainer}") + ("" if augment is None else augment.row_suffix())
-              + (EMA_SUFFIX if cfg.ema else "") + unk_suffix(cfg.unk_rate))
+              + recipe_suffix(cfg))
     for seed in seeds:
         plan += [(m, m + suffix, seed, cfg, scfg) for m in methods]
     if train_only:
@@ -998,7 +1011,8 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "seeds": seeds, "temperature_sweep": temps,
+                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate,
+                 "gold_repeat": cfg.gold_repeat, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

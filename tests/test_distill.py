@@ -114,6 +114,8 @@ def test_unknown_method_and_bad_config():
         D.DistillConfig(ema=1.0)
     with pytest.raises(ValueError, match=r"unk_rate must be a probability in \[0, 1\)"):
         D.DistillConfig(unk_rate=1.0)
+    with pytest.raises(ValueError, match=r"gold_repeat must be a whole number >= 1"):
+        D.DistillConfig(gold_repeat=0)
 
 
 # ------------------------------------------------------------------ trainer
@@ -200,7 +202,9 @@ def test_word_dropout_hides_real_words_only_at_its_rate():
     assert hidden[:, :20].float().mean().item() == pytest.approx(0.25, abs=0.01)
     again = D.word_dropout(ids, mask, 0.25, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)                            # seeded
-    assert (D.unk_suffix(0.1), D.unk_suffix(0.0)) == ("_unk10", "")   # how rows and students are named
+    names = [D.recipe_suffix(D.DistillConfig(**kw)) for kw in ({}, {"ema": 0.999}, {"ema": 0.999, "unk_rate": 0.1},
+                                                             {"unk_rate": 0.1, "gold_repeat": 4})]
+    assert names == ["", "_ema", "_ema_unk10", "_unk10_gold4"]          # how rows and students are named
 
 
 def test_word_dropout_trains_the_unknown_word_embedding(toy):
@@ -214,6 +218,28 @@ def test_word_dropout_trains_the_unknown_word_embedding(toy):
     assert dropped.history[0]["train_total"] != plain.history[0]["train_total"]
     # the held-out loss is scored on the real words: word dropout only touches training batches
     assert {"val_total", "val_macro_f1"} <= set(dropped.history[0])
+
+
+def test_gold_repeat_shows_each_fitted_row_k_times_per_epoch(monkeypatch, toy):
+    epochs, make = [], D.parallel.EpochBatches
+
+    def spying(fn, batch_size, n_batches):
+        def drawn():
+            out = fn()
+            epochs.append(torch.cat(out))
+            assert len(out) == n_batches
+            return out
+        return make(drawn, batch_size, n_batches)
+    monkeypatch.setattr(D.parallel, "EpochBatches", spying)
+    once = _train(toy, "kd", epochs=2, lr=0.05)
+    thrice = _train(toy, "kd", epochs=2, lr=0.05, gold_repeat=3)
+    monkeypatch.undo()
+    n_fit = once.info["n_fit"]
+    for e in epochs[:2]:
+        assert sorted(e.tolist()) == list(range(n_fit))
+    for e in epochs[2:]:                                     # shuffled: not three copies in a row
+        assert sorted(e.tolist()) == sorted(list(range(n_fit)) * 3) and e[:n_fit].unique().numel() < n_fit
+    assert len(thrice.history) == 2 and thrice.history[0]["train_total"] != once.history[0]["train_total"]
 
 
 def _recorded_lrs(monkeypatch, toy, **kw):
@@ -261,15 +287,15 @@ def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
     # the key as it was computed before ``select``, ``ema``, ``schedule`` and ``optimizer`` existed
-    later = ("select", "ema", "schedule", "optimizer", "unk_rate")
+    later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat")
     old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
                          tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
     assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
     keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
             for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"},
-                       {"unk_rate": 0.1})}
-    assert len(keys) == 6
+                       {"unk_rate": 0.1}, {"gold_repeat": 2})}
+    assert len(keys) == 7
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
