@@ -746,6 +746,7 @@ def recipe_suffix(cfg: DistillConfig) -> str:
     return (("_ema" if cfg.ema else "") + (f"_unk{round(100 * cfg.unk_rate):d}" if cfg.unk_rate else "")
             + (f"_gold{cfg.gold_repeat}" if cfg.gold_repeat > 1 else ""))
 
+
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
 LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0,
                 "gold_repeat": 1}

@@ -24,20 +24,22 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
 #: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``), that
 #: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and five, seven and nine rounds, averaged
-#: too; last, seven rounds with word dropout (``_unk10``, ``distill --unk-rate 0.1``).
+#: too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
+#: (``_gold4``, ``--gold-repeat 4``).
 _AVERAGED_ROUNDS = (3, 5, 7, 9)
-_EMA, _EMA_UNK = recipe_suffix(DistillConfig(ema=0.999)), recipe_suffix(DistillConfig(ema=0.999, unk_rate=0.1))
+_EMA = recipe_suffix(DistillConfig(ema=0.999))
+_SEVEN_ROUND_TRIES = tuple(recipe_suffix(DistillConfig(ema=0.999, **kw)) for kw in ({"unk_rate": 0.1}, {"gold_repeat": 4}))
 TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True))),
                                   AugmentConfig(balance=True, rounds=3).row_suffix(),
                                   *(AugmentConfig(balance=True, rounds=r).row_suffix() + _EMA for r in _AVERAGED_ROUNDS),
-                                  AugmentConfig(balance=True, rounds=7).row_suffix() + _EMA_UNK)
+                                  *(AugmentConfig(balance=True, rounds=7).row_suffix() + t for t in _SEVEN_ROUND_TRIES))
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
                     "--temperatures '' --no-ablation --temperature 2 --out results/transfer_smollm2.json --merge, "
                     "then the same with --augment 4, --augment 4 --balance, --augment 4 --balance --rounds 3 "
                     "and --augment 4 --balance --rounds 3 (or 5, 7 or 9) --ema 0.999; the README lists each run "
-                    "(seven rounds also with --unk-rate 0.1)")
+                    "(seven rounds also with --unk-rate 0.1 or --gold-repeat 4)")
 #: The issue's targets for the DiXtill student, from the paper's Table 3/4 (against FinBERT).
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
