@@ -435,14 +435,15 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
         # gold_repeat k: the fitted rows k times per epoch (k = 1: every row once, the authors' epoch)
-        rows = np.concatenate([np.arange(n_rows), *[np.arange(n_fit)] * (cfg.gold_repeat - 1)])
-        n_seen = len(rows)
+        n_seen = n_rows + (cfg.gold_repeat - 1) * n_fit
+        rows = (np.concatenate([np.arange(n_rows), *[np.arange(n_fit)] * (cfg.gold_repeat - 1)])
+                if n_seen > n_rows else None)
         steps = -(-n_seen // cfg.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: SCHEDULES[cfg.schedule](i, cfg.epochs * steps))  # stepped once per batch
 
         def epoch_batches() -> list[torch.Tensor]:
-            perm = torch.from_numpy(rng.permutation(n_rows) if cfg.gold_repeat == 1 else rows[rng.permutation(n_seen)])
+            perm = torch.from_numpy(rng.permutation(n_rows) if rows is None else rows[rng.permutation(n_seen)])
             return [perm[s:s + cfg.batch_size] for s in range(0, n_seen, cfg.batch_size)]
 
         batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))

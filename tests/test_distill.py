@@ -286,7 +286,7 @@ def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
     from dixtill_lib.io import hash_texts, stable_hash
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
-    # the key as it was computed before ``select``, ``ema``, ``schedule`` and ``optimizer`` existed
+    # the key as it was computed before the later fields (``select`` ... ``gold_repeat``) existed
     later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat")
     old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
