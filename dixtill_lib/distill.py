@@ -159,7 +159,9 @@ class DistillConfig:
     training batch each word becomes ``<UNK>`` with probability p, so the student learns the unknown-word
     embedding it meets on new tweets (the vocabulary holds every training word, so without it ``<UNK>`` is never
     trained); ``gold_repeat=k`` shows the fitted tweets (true labels, teacher explanations) k times per epoch, so a
-    large transfer set does not drown them. Chapter 7 reports what each did."""
+    large transfer set does not drown them; ``transfer_fraction=f`` shows each epoch a fresh random share f of the
+    transfer set (drawn without replacement, seeded), so many cached rounds cost per epoch what a few do and each
+    new tweet is seen about f × epochs times. Chapter 7 reports what each did."""
     epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
@@ -176,6 +178,7 @@ class DistillConfig:
     optimizer: str = "sgd"                               # "sgd" (authors) | "adam" (lr and betas: torch's Adam)
     unk_rate: float = 0.0                                # word dropout: P(a training word is read as <UNK>)
     gold_repeat: int = 1                                 # each epoch shows the fitted (true-label) rows this often
+    transfer_fraction: float = 1.0                       # share of the transfer set drawn afresh for each epoch
     threads: int | None = 1
     # evaluation
     ig_steps: int = 10                                   # IG steps for the baseline students' explanations
@@ -206,6 +209,9 @@ class DistillConfig:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}.")
         if self.gold_repeat < 1:
             raise ValueError(f"gold_repeat must be a whole number >= 1 (1 = each row once), got {self.gold_repeat}.")
+        if not 0 < self.transfer_fraction <= 1:
+            raise ValueError(f"transfer_fraction must be a share in (0, 1] (1 = every transfer row each epoch), "
+                             f"got {self.transfer_fraction}.")
         if not 0 <= self.unk_rate < 1:
             raise ValueError(f"unk_rate must be a probability in [0, 1) (0 = off), got {self.unk_rate}.")
         if self.optimizer not in OPTIMIZERS:
@@ -412,6 +418,9 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     data = _tensors(vocab, texts, labels, teacher_logits, teacher_expl, student_cfg.max_len)
     fit = {k: v[:n_fit] for k, v in data.items()}
     val = {k: v[n_fit:] for k, v in data.items()}
+    if cfg.transfer_fraction < 1 and (transfer is None or not len(transfer)):
+        raise ValueError(f"transfer_fraction={cfg.transfer_fraction} draws from a transfer set, but there is none; "
+                         f"build one (distill --augment COPIES) or leave transfer_fraction at 1.")
     if transfer is not None and len(transfer):
         if int(transfer.source.max()) >= n_fit:
             raise ValueError(f"the transfer set has texts made from held-out rows (source index up to "
@@ -434,16 +443,27 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         if run.active:
             val = {k: v.to(run.device) for k, v in val.items()}
         rng = np.random.Generator(np.random.PCG64(seed))
-        # gold_repeat k: the fitted rows k times per epoch (k = 1: every row once, the authors' epoch)
-        n_seen = n_rows + (cfg.gold_repeat - 1) * n_fit
+        # gold_repeat k: the fitted rows k times per epoch (k = 1: every row once, the authors' epoch);
+        # transfer_fraction f < 1: a fresh draw of round(f · n) of the n transfer rows each epoch
+        n_transfer = n_rows - n_fit
+        n_drawn = n_transfer if cfg.transfer_fraction == 1 else max(1, round(cfg.transfer_fraction * n_transfer))
+        n_seen = cfg.gold_repeat * n_fit + n_drawn
         rows = (np.concatenate([np.arange(n_rows), *[np.arange(n_fit)] * (cfg.gold_repeat - 1)])
-                if n_seen > n_rows else None)
+                if cfg.gold_repeat > 1 else None)
         steps = -(-n_seen // cfg.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: SCHEDULES[cfg.schedule](i, cfg.epochs * steps))  # stepped once per batch
 
+        def epoch_rows() -> np.ndarray | None:
+            """The rows this epoch shows, unshuffled (None: each row once)."""
+            if n_drawn == n_transfer:
+                return rows
+            drawn = n_fit + np.sort(rng.choice(n_transfer, n_drawn, replace=False))
+            return np.concatenate([*[np.arange(n_fit)] * cfg.gold_repeat, drawn])
+
         def epoch_batches() -> list[torch.Tensor]:
-            perm = torch.from_numpy(rng.permutation(n_rows) if rows is None else rows[rng.permutation(n_seen)])
+            shown = epoch_rows()
+            perm = torch.from_numpy(rng.permutation(n_rows) if shown is None else shown[rng.permutation(n_seen)])
             return [perm[s:s + cfg.batch_size] for s in range(0, n_seen, cfg.batch_size)]
 
         batches = run.batches(fit, parallel.EpochBatches(epoch_batches, cfg.batch_size, steps))
@@ -742,15 +762,16 @@ EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
 
 def recipe_suffix(cfg: DistillConfig) -> str:
     """How our additions to the recipe name rows and students: ``_ema`` (weight average, ``--ema``), then
-    ``_unk10`` (word dropout 0.1, ``--unk-rate``), then ``_gold4`` (fitted rows 4× per epoch, ``--gold-repeat``);
-    nothing at the defaults."""
+    ``_unk10`` (word dropout 0.1, ``--unk-rate``), then ``_gold4`` (fitted rows 4× per epoch, ``--gold-repeat``), then
+    ``_sub33`` (a third of the transfer set per epoch, ``--transfer-fraction``); nothing at the defaults."""
     return (("_ema" if cfg.ema else "") + (f"_unk{round(100 * cfg.unk_rate):d}" if cfg.unk_rate else "")
-            + (f"_gold{cfg.gold_repeat}" if cfg.gold_repeat > 1 else ""))
+            + (f"_gold{cfg.gold_repeat}" if cfg.gold_repeat > 1 else "")
+            + (f"_sub{round(100 * cfg.transfer_fraction):d}" if cfg.transfer_fraction < 1 else ""))
 
 
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
 LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0,
-                "gold_repeat": 1}
+                "gold_repeat": 1, "transfer_fraction": 1.0}
 
 
 def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:
@@ -929,6 +950,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gold-repeat", type=int, default=None, metavar="K",
                    help="show the fitted (true-label) tweets K times per epoch next to a transfer set "
                         "(DistillConfig.gold_repeat; our addition); rows and students <name>_gold<K>")
+    p.add_argument("--transfer-fraction", type=float, default=None, metavar="F",
+                   help="each epoch, show a fresh random share F of the transfer set (DistillConfig.transfer_fraction; "
+                        "our addition); rows and students <name>_sub<100·F>, e.g. _sub33")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -961,7 +985,8 @@ def run_step(args: argparse.Namespace) -> Path:
                               ("temperature", getattr(args, "temperature", None)),
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)),
                               ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)),
-                              ("gold_repeat", getattr(args, "gold_repeat", None)))
+                              ("gold_repeat", getattr(args, "gold_repeat", None)),
+                              ("transfer_fraction", getattr(args, "transfer_fraction", None)))
             if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
@@ -1013,8 +1038,8 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate,
-                 "gold_repeat": cfg.gold_repeat, "seeds": seeds, "temperature_sweep": temps,
+                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "gold_repeat": cfg.gold_repeat,
+                 "transfer_fraction": cfg.transfer_fraction, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

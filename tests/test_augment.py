@@ -164,6 +164,43 @@ def test_training_on_a_transfer_set(toy_transfer):
         _train(toy_transfer, leak, epochs=1)
 
 
+def test_transfer_fraction_draws_a_fresh_share_of_the_transfer_set_each_epoch(monkeypatch, toy_transfer):
+    ds, zt, expl, vocab, ts = toy_transfer
+    epochs, make = [], D.parallel.EpochBatches
+
+    def spying(fn, batch_size, n_batches):
+        def drawn():
+            out = fn()
+            epochs.append(torch.cat(out))
+            assert len(out) == n_batches
+            return out
+        return make(drawn, batch_size, n_batches)
+
+    def train(**kw):
+        return D.train_student("kd", ds.texts, ds.labels, zt, expl, vocab, D.DistillConfig(epochs=3, batch_size=8, **kw),
+                               StudentConfig(embeddings="random", max_len=24), seed=0, progress=False, transfer=ts)
+    monkeypatch.setattr(D.parallel, "EpochBatches", spying)
+    whole, half, gold = train(), train(transfer_fraction=0.5), train(transfer_fraction=0.5, gold_repeat=2)
+    monkeypatch.undo()
+    n_fit, n = whole.info["n_fit"], len(ts)
+    assert half.info["n_transfer"] == n                       # the whole set is there to draw from
+    for e in epochs[:3]:                                      # the default: every row once per epoch
+        assert sorted(e.tolist()) == list(range(n_fit + n))
+    draws = []
+    for e in epochs[3:6]:
+        fitted, new = e[e < n_fit], e[e >= n_fit]
+        assert sorted(fitted.tolist()) == list(range(n_fit))  # the fitted rows are all shown, once
+        assert len(new) == round(n / 2) == new.unique().numel()  # half the new tweets, without replacement
+        draws.append(set(new.tolist()))
+    assert len(set(map(frozenset, draws))) == 3               # a fresh draw each epoch
+    for e in epochs[6:]:                                      # with gold_repeat: the fitted rows twice, mixed in
+        assert sorted(e[e < n_fit].tolist()) == sorted(list(range(n_fit)) * 2) and (e >= n_fit).sum() == round(n / 2)
+    assert half.history[0]["train_total"] != whole.history[0]["train_total"]
+    with pytest.raises(ValueError, match="draws from a transfer set, but there is none"):
+        D.train_student("kd", ds.texts, ds.labels, zt, expl, vocab, D.DistillConfig(epochs=1, transfer_fraction=0.5),
+                        StudentConfig(embeddings="random", max_len=24), seed=0, progress=False)
+
+
 @pytest.mark.parametrize("balance", [False, True])
 def test_step_names_rows_aug_and_records_the_set(toy_transfer, tiny, monkeypatch, tmp_path, balance):
     from dixtill_lib.explain import IGConfig, word_attributions

@@ -116,6 +116,9 @@ def test_unknown_method_and_bad_config():
         D.DistillConfig(unk_rate=1.0)
     with pytest.raises(ValueError, match=r"gold_repeat must be a whole number >= 1"):
         D.DistillConfig(gold_repeat=0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"transfer_fraction must be a share in \(0, 1\]"):
+            D.DistillConfig(transfer_fraction=bad)
 
 
 # ------------------------------------------------------------------ trainer
@@ -203,8 +206,9 @@ def test_word_dropout_hides_real_words_only_at_its_rate():
     again = D.word_dropout(ids, mask, 0.25, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)                            # seeded
     names = [D.recipe_suffix(D.DistillConfig(**kw)) for kw in ({}, {"ema": 0.999}, {"ema": 0.999, "unk_rate": 0.1},
-                                                             {"unk_rate": 0.1, "gold_repeat": 4})]
-    assert names == ["", "_ema", "_ema_unk10", "_unk10_gold4"]          # how rows and students are named
+                                                             {"unk_rate": 0.1, "gold_repeat": 4},
+                                                             {"ema": 0.999, "transfer_fraction": 1 / 3})]
+    assert names == ["", "_ema", "_ema_unk10", "_unk10_gold4", "_ema_sub33"]  # how rows and students are named
 
 
 def test_word_dropout_trains_the_unknown_word_embedding(toy):
@@ -286,16 +290,16 @@ def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
     from dixtill_lib.io import hash_texts, stable_hash
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
-    # the key as it was computed before the later fields (``select`` ... ``gold_repeat``) existed
-    later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat")
+    # the key as it was computed before the later fields (``select`` ... ``transfer_fraction``) existed
+    later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat", "transfer_fraction")
     old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
                          tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
     assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
     keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
             for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"},
-                       {"unk_rate": 0.1}, {"gold_repeat": 2})}
-    assert len(keys) == 7
+                       {"unk_rate": 0.1}, {"gold_repeat": 2}, {"transfer_fraction": 0.5})}
+    assert len(keys) == 8
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
