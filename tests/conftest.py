@@ -74,3 +74,24 @@ def toy(tweets):
     zt[np.arange(len(tweets)), tweets.labels] += 3.0
     expl = [np.r_[1.0, -0.2 * rng.random(len(t.split()) - 1)].astype(np.float32) for t in tweets.texts]
     return tweets, zt, expl, Vocab.build(tweets.texts)
+
+
+@pytest.fixture
+def shown_rows(monkeypatch):
+    """Spy on the student trainer's epochs: a list that gets, for every epoch trained while the test runs, the
+    row indices its batches show (in order), after checking the epoch has the batch count it promised."""
+    import torch
+
+    from dixtill_lib import parallel
+
+    epochs, make = [], parallel.EpochBatches
+
+    def spying(fn, batch_size, n_batches):
+        def drawn():
+            out = fn()
+            assert len(out) == n_batches
+            epochs.append(torch.cat(out))
+            return out
+        return make(drawn, batch_size, n_batches)
+    monkeypatch.setattr(parallel, "EpochBatches", spying)
+    return epochs

@@ -164,24 +164,14 @@ def test_training_on_a_transfer_set(toy_transfer):
         _train(toy_transfer, leak, epochs=1)
 
 
-def test_transfer_fraction_draws_a_fresh_share_of_the_transfer_set_each_epoch(monkeypatch, toy_transfer):
+def test_transfer_fraction_draws_a_fresh_share_of_the_transfer_set_each_epoch(shown_rows, toy_transfer):
     ds, zt, expl, vocab, ts = toy_transfer
-    epochs, make = [], D.parallel.EpochBatches
-
-    def spying(fn, batch_size, n_batches):
-        def drawn():
-            out = fn()
-            epochs.append(torch.cat(out))
-            assert len(out) == n_batches
-            return out
-        return make(drawn, batch_size, n_batches)
+    epochs = shown_rows
 
     def train(**kw):
         return D.train_student("kd", ds.texts, ds.labels, zt, expl, vocab, D.DistillConfig(epochs=3, batch_size=8, **kw),
                                StudentConfig(embeddings="random", max_len=24), seed=0, progress=False, transfer=ts)
-    monkeypatch.setattr(D.parallel, "EpochBatches", spying)
     whole, half, gold = train(), train(transfer_fraction=0.5), train(transfer_fraction=0.5, gold_repeat=2)
-    monkeypatch.undo()
     n_fit, n = whole.info["n_fit"], len(ts)
     assert half.info["n_transfer"] == n                       # the whole set is there to draw from
     for e in epochs[:3]:                                      # the default: every row once per epoch

@@ -224,20 +224,10 @@ def test_word_dropout_trains_the_unknown_word_embedding(toy):
     assert {"val_total", "val_macro_f1"} <= set(dropped.history[0])
 
 
-def test_gold_repeat_shows_each_fitted_row_k_times_per_epoch(monkeypatch, toy):
-    epochs, make = [], D.parallel.EpochBatches
-
-    def spying(fn, batch_size, n_batches):
-        def drawn():
-            out = fn()
-            epochs.append(torch.cat(out))
-            assert len(out) == n_batches
-            return out
-        return make(drawn, batch_size, n_batches)
-    monkeypatch.setattr(D.parallel, "EpochBatches", spying)
+def test_gold_repeat_shows_each_fitted_row_k_times_per_epoch(shown_rows, toy):
+    epochs = shown_rows
     once = _train(toy, "kd", epochs=2, lr=0.05)
     thrice = _train(toy, "kd", epochs=2, lr=0.05, gold_repeat=3)
-    monkeypatch.undo()
     n_fit = once.info["n_fit"]
     for e in epochs[:2]:
         assert sorted(e.tolist()) == list(range(n_fit))
