@@ -454,12 +454,13 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: SCHEDULES[cfg.schedule](i, cfg.epochs * steps))  # stepped once per batch
 
+        fitted_rows = np.tile(np.arange(n_fit), cfg.gold_repeat)  # what a drawn epoch shows besides its draw
+
         def epoch_rows() -> np.ndarray | None:
             """The rows this epoch shows, unshuffled (None: each row once)."""
             if n_drawn == n_transfer:
                 return rows
-            drawn = n_fit + np.sort(rng.choice(n_transfer, n_drawn, replace=False))
-            return np.concatenate([*[np.arange(n_fit)] * cfg.gold_repeat, drawn])
+            return np.concatenate([fitted_rows, n_fit + np.sort(rng.choice(n_transfer, n_drawn, replace=False))])
 
         def epoch_batches() -> list[torch.Tensor]:
             shown = epoch_rows()
