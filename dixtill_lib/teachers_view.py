@@ -23,16 +23,19 @@ TEACHER_LABELS: dict[str, str] = {"minilm": "MiniLM-L6 (22.7 M, encoder)", "smol
 EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: The rows of the transfer-set experiment (``distill --augment``): each student without a transfer set, with
 #: the uniform one (``_aug``), the class-balanced one (``_augbal``) and three rounds of it (``_augbalx3``), that
-#: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and five, seven and nine rounds, averaged
-#: too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
-#: (``_gold4``, ``--gold-repeat 4``).
-_AVERAGED_ROUNDS = (3, 5, 7, 9)
+#: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and one, five, seven and nine rounds,
+#: averaged too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
+#: (``_gold4``, ``--gold-repeat 4``); and three rounds of which each epoch shows a fresh third (``_sub33``,
+#: ``--transfer-fraction 0.33``: the cost per epoch of one round).
+_AVERAGED_ROUNDS = (1, 3, 5, 7, 9)
 _EMA = recipe_suffix(DistillConfig(ema=0.999))
 _SEVEN_ROUND_TRIES = tuple(recipe_suffix(DistillConfig(ema=0.999, **kw)) for kw in ({"unk_rate": 0.1}, {"gold_repeat": 4}))
+_A_THIRD_PER_EPOCH = recipe_suffix(DistillConfig(ema=0.999, transfer_fraction=0.33))
 TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig(), AugmentConfig(balance=True))),
                                   AugmentConfig(balance=True, rounds=3).row_suffix(),
                                   *(AugmentConfig(balance=True, rounds=r).row_suffix() + _EMA for r in _AVERAGED_ROUNDS),
-                                  *(AugmentConfig(balance=True, rounds=7).row_suffix() + t for t in _SEVEN_ROUND_TRIES))
+                                  *(AugmentConfig(balance=True, rounds=7).row_suffix() + t for t in _SEVEN_ROUND_TRIES),
+                                  AugmentConfig(balance=True, rounds=3).row_suffix() + _A_THIRD_PER_EPOCH)
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "

@@ -73,6 +73,23 @@ def test_transfer_table_reads_the_transfer_files():
     assert "kd_aug" not in [m for _, m in tv.distillation_table(results).index]  # the distillation file has none
 
 
+def test_transfer_table_puts_the_minilm_block_first_each_against_its_own_teacher():
+    third = "dixtill_augbalx3_ema_sub33"   # three rounds, a fresh third of them per epoch
+    minilm = [{"method": "teacher", "seed": None, "macro_f1": 0.82},
+              {"method": third, "seed": 0, "macro_f1": 0.779},
+              {"method": "dixtill_augbal_ema", "seed": 0, "macro_f1": 0.77},
+              {"method": "dixtill", "seed": 0, "macro_f1": 0.74}]
+    llm = [{"method": "teacher", "seed": None, "macro_f1": 0.8, "teacher": "smollm2"},
+           {"method": "dixtill", "seed": 0, "macro_f1": 0.7, "teacher": "smollm2"}]
+    results = {"transfer": _result(minilm), "transfer_smollm2": _result(llm)}
+    assert tv.has_teacher(results, "minilm")["transfer"]
+    table = tv.distillation_table(results, tv.TRANSFER_METHODS, step="transfer")
+    assert list(table.index) == [(tv.TEACHER_LABELS["minilm"], m) for m in ("teacher", "dixtill", "dixtill_augbal_ema", third)] \
+        + [(tv.TEACHER_LABELS["smollm2"], m) for m in ("teacher", "dixtill")]
+    assert table["F1 / teacher F1"].tolist() == ["1.000", f"{0.74 / 0.82:.3f}", f"{0.77 / 0.82:.3f}",
+                                                 f"{0.779 / 0.82:.3f}", "1.000", "0.875"]
+
+
 def test_teacher_table_has_paper_row():
     rows = [{"method": "teacher", "params": 22.7e6, "accuracy": 0.87, "macro_f1": 0.83, "mcc": 0.75, "macro_auc": 0.95}]
     t = tv.teacher_table({"teacher": _result(rows)})
