@@ -54,7 +54,7 @@ from .augment import AugmentConfig, TransferSet, build_transfer_set
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
 from .student import (UNK_ID, BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
-                      glove_matrix, save_student, size_bytes)
+                      glove_matrix, save_student, size_bytes, with_glove_aliases)
 
 METHODS: tuple[str, ...] = ("ce", "kd", "tang", "dixtill")
 #: The paper's Table 1 row for each method.
@@ -161,7 +161,9 @@ class DistillConfig:
     trained); ``gold_repeat=k`` shows the fitted tweets (true labels, teacher explanations) k times per epoch, so a
     large transfer set does not drown them; ``transfer_fraction=f`` shows each epoch a fresh random share f of the
     transfer set (drawn without replacement, seeded), so many cached rounds cost per epoch what a few do and each
-    new tweet is seen about f × epochs times. Chapter 7 reports what each did."""
+    new tweet is seen about f × epochs times; ``glove_aliases=n`` changes evaluation only (the trained weights
+    are the same): an unknown word among GloVe's n most frequent is read as its nearest vocabulary word
+    (:func:`~dixtill_lib.student.with_glove_aliases`). Chapter 7 reports what each did."""
     epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
@@ -181,6 +183,7 @@ class DistillConfig:
     transfer_fraction: float = 1.0                       # share of the transfer set drawn afresh for each epoch
     threads: int | None = 1
     # evaluation
+    glove_aliases: int = 0                               # read unknown words among GloVe's N most frequent as their nearest vocabulary word
     ig_steps: int = 10                                   # IG steps for the baseline students' explanations
     agreement_ks: tuple[int, ...] = (1, 2, 3, 4, 5)
     faithfulness: bool = True
@@ -212,6 +215,8 @@ class DistillConfig:
         if not 0 < self.transfer_fraction <= 1:
             raise ValueError(f"transfer_fraction must be a share in (0, 1] (1 = every transfer row each epoch), "
                              f"got {self.transfer_fraction}.")
+        if self.glove_aliases < 0:
+            raise ValueError(f"glove_aliases must be a number of GloVe words >= 0 (0 = off), got {self.glove_aliases}.")
         if not 0 <= self.unk_rate < 1:
             raise ValueError(f"unk_rate must be a probability in [0, 1) (0 = off), got {self.unk_rate}.")
         if self.optimizer not in OPTIMIZERS:
@@ -758,7 +763,13 @@ def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Pat
 
 
 #: DistillConfig fields that do not change the trained weights (evaluation and speed settings).
-EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness")
+EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness", "glove_aliases")
+
+
+def alias_suffix(cfg: DistillConfig) -> str:
+    """``_alias<N/1000>k`` for a student evaluated with GloVe aliases (``--glove-aliases N``), else ``""``."""
+    n = cfg.glove_aliases
+    return "" if not n else (f"_alias{n // 1000}k" if n % 1000 == 0 else f"_alias{n}")
 
 
 def recipe_suffix(cfg: DistillConfig) -> str:
@@ -812,10 +823,15 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
 
     ``save=True`` writes the student to :func:`student_dir`; ``resume=True`` first looks there and reuses
     a student trained with exactly the same data, teacher, loss, seed and configs (its training record
-    comes from the saved ``config.json``; the row says ``resumed: true``)."""
+    comes from the saved ``config.json``; the row says ``resumed: true``).
+
+    With ``cfg.glove_aliases`` the student is trained (or reused) as ``name`` and evaluated with the aliased
+    vocabulary; the row is ``name`` + :func:`alias_suffix`, and ``save`` also writes that copy of the student
+    (same weights, aliased ``vocab.json``) to its own folder, for ``bench`` and ``compress``."""
     cfg = cfg or DistillConfig.for_mode(inputs.mode)
     student_cfg = student_cfg or StudentConfig()
     name = name or method
+    row_name = name + alias_suffix(cfg)
     where = student_dir(inputs.mode, name, seed, inputs.teacher_key)
     key = training_key(inputs, method, seed, cfg, student_cfg)
     hit = _load_saved(where, key) if resume else None
@@ -827,10 +843,22 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
         trained = train_student(method, inputs.train.texts, inputs.train.labels, inputs.train_logits,
                                 inputs.train_expl, inputs.vocab, cfg, student_cfg, seed=seed,
                                 embeddings=inputs.glove, progress=progress, transfer=inputs.transfer)
-    trained.method = name
-    row: dict[str, Any] = {"method": name, "seed": seed}
+    trained.method = row_name
+    vocab = inputs.vocab
+    if cfg.glove_aliases:
+        vocab = trained.vocab = with_glove_aliases(inputs.vocab, cfg.glove_aliases)
+    row: dict[str, Any] = {"method": row_name, "seed": seed}
+    if cfg.glove_aliases:
+        row.update({"glove_aliases": cfg.glove_aliases, "n_aliases": len(vocab.aliases),
+                    "valid_oov_rate": round(inputs.vocab.oov_rate(inputs.valid.texts), 5),
+                    "valid_oov_rate_aliased": round(vocab.oov_rate(inputs.valid.texts), 5)})
     if evaluate:
+        from .student import predict_proba
+
         row.update(evaluate_student(trained, inputs.valid, inputs.valid_expl, cfg, progress=progress))
+        with _torch_threads(cfg.threads):
+            proba = predict_proba(trained.model, vocab, inputs.valid.texts)
+        row.update(unknown_word_split(inputs.vocab, inputs.valid.texts, inputs.valid.labels, proba))
     history = [{k: round(float(v), 5) for k, v in h.items()} for h in trained.history]
     trained_with_expl = meta.get("has_explanations") is True if hit is not None else inputs.has_explanations
     if not trained_with_expl:  # the cosine monitor was computed against zero vectors: meaningless, drop it
@@ -843,23 +871,42 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
                 "n_truncated": trained.info.get("n_truncated"), "resumed": hit is not None, "history": history})
     if inputs.transfer is not None:  # in the row, so it survives merging runs into one result file
         row["transfer_set"] = inputs.transfer.summary()
+    extra = {"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
+             "teacher": inputs.teacher_name, "teacher_key": inputs.teacher_key, "teacher_fingerprint": inputs.teacher_fingerprint,
+             "training_key": key, "distill_config": asdict(cfg), "history": history,
+             "has_explanations": inputs.has_explanations,
+             "best_epoch": trained.best_epoch, "train_seconds": round(trained.seconds, 1), "info": trained.info}
+    scores = {"metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}}
     if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
-        save_student(trained.model, inputs.vocab, where,
-                     extra={"method": name, "loss": method, "seed": seed, "mode": inputs.mode,
-                            "teacher": inputs.teacher_name, "teacher_key": inputs.teacher_key, "teacher_fingerprint": inputs.teacher_fingerprint,
-                            "training_key": key, "distill_config": asdict(cfg), "history": history,
-                            "has_explanations": inputs.has_explanations,
-                            "best_epoch": trained.best_epoch, "train_seconds": round(trained.seconds, 1),
-                            "info": trained.info,
-                            "metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}})
+        save_student(trained.model, inputs.vocab, where, extra={**extra, **({} if cfg.glove_aliases else scores)})
+    if cfg.glove_aliases:
+        where = student_dir(inputs.mode, row_name, seed, inputs.teacher_key)
+        if save and parallel.is_main_process():  # the aliased copy: cheap, so rewritten on every run
+            save_student(trained.model, vocab, where, extra={**extra, "method": row_name, **scores})
     if save or hit is not None:
         row["path"] = str(where)
     return trained, row
 
 
+def unknown_word_split(vocab: Vocab, texts: Sequence[str], labels: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Accuracy and macro-F1 on the tweets with at least one word outside ``vocab.words`` (aliases do not count
+    as known) and on the rest, so every row of one vocabulary splits the same tweets: where is the gap?"""
+    from .metrics import classification_metrics
+
+    has = np.array([any(w not in vocab.index for w in t.lower().split()) for t in texts])
+    out: dict[str, Any] = {"n_with_unknown": int(has.sum()), "n_without_unknown": int((~has).sum())}
+    for part, sel in (("with_unknown", has), ("without_unknown", ~has)):
+        m = classification_metrics(np.asarray(labels)[sel], np.asarray(proba)[sel], proba.shape[1]) if sel.any() else {}
+        out.update({f"{k}_{part}": m.get(k, float("nan")) for k in ("accuracy", "macro_f1")})
+    return out
+
+
 def teacher_row(inputs: DistillInputs) -> dict[str, Any]:
     """The teacher's valid metrics as a result row (``method="teacher"``), for side-by-side tables."""
-    return {"method": "teacher", "seed": None, **inputs.teacher_metrics, "params": inputs.teacher_params,
+    from .metrics import softmax
+
+    split = unknown_word_split(inputs.vocab, inputs.valid.texts, inputs.valid.labels, softmax(inputs.valid_logits))
+    return {"method": "teacher", "seed": None, **inputs.teacher_metrics, **split, "params": inputs.teacher_params,
             "size_bytes": inputs.teacher_size_bytes, "teacher": inputs.teacher_key, "teacher_model": inputs.teacher_name}
 
 
@@ -954,6 +1001,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transfer-fraction", type=float, default=None, metavar="F",
                    help="each epoch, show a fresh random share F of the transfer set (DistillConfig.transfer_fraction; "
                         "our addition); rows and students <name>_sub<100·F>, e.g. _sub33")
+    p.add_argument("--glove-aliases", type=int, default=None, metavar="N",
+                   help="evaluate with an alias for each unknown word among GloVe's N most frequent: its nearest "
+                        "vocabulary word (DistillConfig.glove_aliases; our addition; training is unchanged, saved "
+                        "students are reused with --resume); rows and students <name>_alias<N/1000>k, e.g. _alias20k")
     p.add_argument("--paper-kd", action="store_true", help="use the paper's 1-exp(-KL) instead of the code's")
     p.add_argument("--attn-size", type=int, default=None, help="attention projection size (code 50, paper 100)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained students")
@@ -987,7 +1038,8 @@ def run_step(args: argparse.Namespace) -> Path:
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)),
                               ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)),
                               ("gold_repeat", getattr(args, "gold_repeat", None)),
-                              ("transfer_fraction", getattr(args, "transfer_fraction", None)))
+                              ("transfer_fraction", getattr(args, "transfer_fraction", None)),
+                              ("glove_aliases", getattr(args, "glove_aliases", None)))
             if v is not None}
     if args.paper_kd:
         over["paper_kd"] = True
@@ -1040,7 +1092,7 @@ def run_step(args: argparse.Namespace) -> Path:
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
                  "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "gold_repeat": cfg.gold_repeat,
-                 "transfer_fraction": cfg.transfer_fraction, "seeds": seeds, "temperature_sweep": temps,
+                 "transfer_fraction": cfg.transfer_fraction, "glove_aliases": cfg.glove_aliases, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "

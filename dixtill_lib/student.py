@@ -60,14 +60,25 @@ class StudentError(ValueError):
 
 @dataclass(frozen=True)
 class Vocab:
-    """Word ↔ id map. ``words[0]`` is padding, ``words[1]`` is ``<UNK>``, then words by frequency."""
+    """Word ↔ id map. ``words[0]`` is padding, ``words[1]`` is ``<UNK>``, then words by frequency.
+
+    ``aliases`` (our addition, empty by default) maps words *outside* the vocabulary to the id of a word
+    inside it, read in its place: :func:`with_glove_aliases` fills it with each GloVe word's nearest
+    vocabulary word. It adds no embedding rows (``len`` counts ``words`` only)."""
     words: tuple[str, ...]
+    aliases: dict[str, int] = field(default_factory=dict)
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.words) < 2 or self.words[0] != PAD or self.words[1] != UNK:
             raise StudentError(f"A Vocab must start with {PAD!r}, {UNK!r}; got {list(self.words[:2])}.")
         object.__setattr__(self, "index", {w: i for i, w in enumerate(self.words)})
+        clash = [w for w in self.aliases if w in self.index]
+        bad = [w for w, i in self.aliases.items() if not 2 <= i < len(self.words)]
+        if clash or bad:
+            raise StudentError(f"Vocab aliases must map words outside the vocabulary to word ids 2..{len(self.words) - 1}; "
+                               f"{len(clash)} alias(es) are vocabulary words (first {clash[:1]}), {len(bad)} point "
+                               f"outside it (first {bad[:1]}). Build them with with_glove_aliases(vocab, top).")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -85,8 +96,9 @@ class Vocab:
         return cls((PAD, UNK, *ranked[: max_size - 2]))
 
     def ids(self, text: str) -> list[int]:
-        """Word ids of one text (unknown words → 1), no padding."""
-        return [self.index.get(w, UNK_ID) for w in text.lower().split()]
+        """Word ids of one text (an alias reads as its vocabulary word, other unknown words → 1), no padding."""
+        index, aliases = self.index, self.aliases
+        return [index.get(w) or aliases.get(w, UNK_ID) for w in text.lower().split()]  # id 0 is never a word
 
     def encode(self, texts: Sequence[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, mask)``, both of shape (n, max_len): ids int64 post-padded/truncated with 0; mask
@@ -107,13 +119,17 @@ class Vocab:
 
     # -- persistence
     def to_json(self) -> dict[str, Any]:
-        return {"format": "dixtill-vocab/1", "words": list(self.words)}
+        """``{"format", "words"}``, plus ``"aliases"`` only when there are any (older files stay as they were)."""
+        return {"format": "dixtill-vocab/1", "words": list(self.words),
+                **({"aliases": dict(self.aliases)} if self.aliases else {})}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "Vocab":
-        if obj.get("format") != "dixtill-vocab/1" or not isinstance(obj.get("words"), list):
-            raise StudentError("Not a dixtill vocabulary file (expected format 'dixtill-vocab/1' with 'words').")
-        return cls(tuple(obj["words"]))
+        if (obj.get("format") != "dixtill-vocab/1" or not isinstance(obj.get("words"), list)
+                or not isinstance(obj.get("aliases", {}), dict)):
+            raise StudentError("Not a dixtill vocabulary file (expected format 'dixtill-vocab/1' with 'words' "
+                               "and optionally an 'aliases' object).")
+        return cls(tuple(obj["words"]), {str(w): int(i) for w, i in obj.get("aliases", {}).items()})
 
     def save(self, path: str | Path) -> Path:
         write_json_atomic(path, self.to_json())
@@ -160,6 +176,34 @@ def glove_matrix(vocab: Vocab, dim: int = 50) -> tuple[np.ndarray, int]:
         order = np.argsort(rr)  # sorted reads are faster on the memory-mapped file
         out[ii[order]] = np.asarray(vectors[rr[order]], dtype=np.float32)
     return out, len(rows) - len(found)
+
+
+def with_glove_aliases(vocab: Vocab, top: int, chunk: int = 4096) -> Vocab:
+    """``vocab`` plus an alias for each of GloVe's ``top`` most frequent words that it lacks: the vocabulary
+    word whose GloVe vector is closest in cosine (vocabulary words without a GloVe vector are never chosen).
+
+    Our addition, used at inference only: every training word is in the vocabulary, so training never
+    meets an alias, while about 10 % of the words of new tweets are unknown. With aliases a new tweet's
+    "regulations" is read as "rules" and "impacting" as "impacts" instead of as ``<UNK>`` (but GloVe
+    neighbours can also be opposites: "sellers" is read as "buyers"). The embedding matrix is unchanged."""
+    if top < 0:
+        raise StudentError(f"top must be a number of GloVe words >= 0 (0 = no aliases), got {top}.")
+    word_to_row, vectors = _glove()
+    known, _ = glove_matrix(vocab, vectors.shape[1])
+    norms = np.linalg.norm(known, axis=1)
+    cand = np.flatnonzero(norms > 0)                       # vocabulary ids that have a GloVe vector
+    if top == 0 or len(cand) == 0:
+        return Vocab(vocab.words)
+    keys = known[cand] / norms[cand, None]
+    row_to_word = {r: w for w, r in word_to_row.items() if r < top}
+    rows = [r for r in sorted(row_to_word) if row_to_word[r] not in vocab.index]
+    aliases: dict[str, int] = {}
+    for s in range(0, len(rows), chunk):
+        block = np.asarray(vectors[rows[s:s + chunk]], dtype=np.float32)
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        best = cand[(block @ keys.T).argmax(1)]
+        aliases.update({row_to_word[r]: int(i) for r, i in zip(rows[s:s + chunk], best)})
+    return Vocab(vocab.words, aliases)
 
 
 def random_matrix(vocab_size: int, dim: int = 50, seed: int = 0) -> np.ndarray:
@@ -453,6 +497,6 @@ def describe_layers(model: BiLSTMAttentionStudent) -> list[dict[str, Any]]:
 
 
 __all__ = ["Vocab", "StudentConfig", "BiLSTMAttentionStudent", "StudentClassifier", "StudentError", "build_student",
-           "glove_matrix", "random_matrix", "keras_init_", "count_parameters", "expected_parameters", "size_bytes",
+           "glove_matrix", "with_glove_aliases", "random_matrix", "keras_init_", "count_parameters", "expected_parameters", "size_bytes",
            "student_logits", "predict_proba", "explain", "save_student", "load_student", "student_metadata",
            "describe_layers", "MAX_VOCAB", "PAD_ID", "UNK_ID"]

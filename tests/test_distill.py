@@ -3,6 +3,7 @@ evaluation/step plumbing on a tiny teacher, and the chapter's exercise checkers.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import math
 
@@ -353,6 +354,49 @@ def test_run_one_evaluates_and_saves(tiny_inputs):
     _, row_d = D.run_one(tiny_inputs, "dixtill", 0, cfg, StudentConfig(max_len=24), progress=False)
     assert row_d["explanation"] == "sigma_m" and "ig_agreement_cosine" not in row_d
     assert row_d["agreement_cosine"] == row_d["attn_agreement_cosine"]
+
+
+def test_glove_aliases_change_evaluation_only_and_save_an_aliased_copy(tiny_inputs):
+    cfg = D.DistillConfig(epochs=2, ig_steps=4, faithfulness=False)
+    scfg = StudentConfig(max_len=24)
+    plain, row = D.run_one(tiny_inputs, "kd", 0, cfg, scfg, name="kd_al", save=True, progress=False)
+    aliased_cfg = replace(cfg, glove_aliases=20_000)
+    assert D.training_key(tiny_inputs, "kd", 0, aliased_cfg, scfg) == D.training_key(tiny_inputs, "kd", 0, cfg, scfg)
+    trained, arow = D.run_one(tiny_inputs, "kd", 0, aliased_cfg, scfg, name="kd_al", save=True, resume=True,
+                              progress=False)
+    assert arow["resumed"] is True and arow["method"] == "kd_al_alias20k"      # same weights, new row name
+    assert arow["valid_oov_rate_aliased"] < arow["valid_oov_rate"] and arow["n_aliases"] > 10_000
+    model, vocab, _ = load_student(arow["path"])
+    assert arow["path"].endswith("kd_al_alias20k_seed0") and vocab.aliases == trained.vocab.aliases
+    for a, b in zip(model.state_dict().values(), plain.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert vocab.words == tiny_inputs.vocab.words and not load_student(row["path"])[1].aliases
+    from dixtill_lib.metrics import classification_metrics
+    from dixtill_lib.student import predict_proba
+
+    valid = tiny_inputs.valid
+    proba = predict_proba(model, vocab, valid.texts)
+    f1 = classification_metrics(valid.labels, proba, 3)["macro_f1"]
+    assert arow["macro_f1"] == pytest.approx(f1)                         # the row scores the aliased vocabulary
+    # the split by unknown words uses the plain vocabulary, so the same tweets fall on each side for every row
+    assert arow["n_with_unknown"] == row["n_with_unknown"] == D.teacher_row(tiny_inputs)["n_with_unknown"]
+    assert arow["accuracy_with_unknown"] == pytest.approx(
+        D.unknown_word_split(tiny_inputs.vocab, valid.texts, valid.labels, proba)["accuracy_with_unknown"])
+
+
+def test_unknown_word_split_scores_each_side_and_ignores_aliases():
+    vocab = Vocab(Vocab.build(["up down flat"]).words, {"rises": 2})
+    texts = ["up", "down", "rises", "flat zzz", "up down"]
+    labels = np.array([2, 0, 2, 1, 1])
+    proba = np.eye(3)[[2, 0, 2, 0, 1]]                        # right on all but "flat zzz"
+    split = D.unknown_word_split(vocab, texts, labels, proba)
+    assert (split["n_with_unknown"], split["n_without_unknown"]) == (2, 3)   # "rises" is an alias, still unknown
+    assert split["accuracy_with_unknown"] == 0.5 and split["accuracy_without_unknown"] == 1.0
+    empty = D.unknown_word_split(vocab, ["up", "down"], np.array([2, 0]), np.eye(3)[[2, 0]])
+    assert empty["n_with_unknown"] == 0 and np.isnan(empty["macro_f1_with_unknown"])
+    assert D.alias_suffix(D.DistillConfig(glove_aliases=1500)) == "_alias1500" and D.alias_suffix(D.DistillConfig()) == ""
+    with pytest.raises(ValueError, match="glove_aliases"):
+        D.DistillConfig(glove_aliases=-1)
 
 
 def test_step_writes_all_rows(tiny_inputs, monkeypatch, tmp_path):

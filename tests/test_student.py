@@ -8,7 +8,7 @@ import torch
 from dixtill_lib.student import (PAD_ID, UNK_ID, BiLSTMAttentionStudent, StudentClassifier, StudentConfig,
                                  StudentError, Vocab, build_student, count_parameters, describe_layers,
                                  expected_parameters, explain, glove_matrix, load_student, predict_proba,
-                                 save_student, size_bytes)
+                                 save_student, size_bytes, with_glove_aliases)
 
 TEXTS = ["$aapl up up up", "stocks down", "up and down and up", "market flat today"]
 
@@ -60,6 +60,39 @@ def test_glove_matrix_rows_and_missing_count():
     assert not mat[PAD_ID].any() and not mat[UNK_ID].any()
     np.testing.assert_array_equal(mat[v.index["market"]], vectors[w2i["market"]])
     assert not mat[v.index["zzqxnotaword"]].any()
+
+
+def test_aliases_read_an_unknown_word_as_its_vocabulary_word_and_survive_saving(tmp_path):
+    v = Vocab.build(TEXTS)
+    a = Vocab(v.words, {"rises": v.index["up"], "falls": v.index["down"]})
+    assert len(a) == len(v)                                   # no new embedding rows
+    assert a.ids("Rises and falls zzz") == [2, 4, 3, UNK_ID]  # aliases read as their word; others stay <UNK>
+    assert a.oov_rate(["rises zzz"]) == 0.5 and v.oov_rate(["rises zzz"]) == 1.0
+    assert Vocab.load(a.save(tmp_path / "a.json")) == a
+    assert "aliases" not in v.to_json()                       # files without aliases are as before
+    with pytest.raises(StudentError, match="outside the vocabulary"):
+        Vocab(v.words, {"up": 3})                             # a vocabulary word cannot be an alias
+    with pytest.raises(StudentError, match="outside the vocabulary"):
+        Vocab(v.words, {"rises": UNK_ID})                     # nor point at <UNK>, pad or past the end
+
+
+def test_glove_aliases_are_the_nearest_vocabulary_word_by_cosine():
+    from dixtill_lib.assets import load_glove
+
+    w2i, vectors = load_glove()
+    v = Vocab.build(["stocks rose market fell zzqxnotaword"])
+    a = with_glove_aliases(v, 1000)
+    top = [w for w, r in w2i.items() if r < 1000]
+    assert set(a.aliases) == {w for w in top if w not in v.index}   # every frequent GloVe word it lacks
+    keys = {w: vectors[w2i[w]] / np.linalg.norm(vectors[w2i[w]]) for w in ("stocks", "rose", "market", "fell")}
+    for word in ("fall", "shares", "the"):
+        x = vectors[w2i[word]]
+        best = max(keys, key=lambda k: float(keys[k] @ x))
+        assert a.words[a.aliases[word]] == best
+    assert v.index["zzqxnotaword"] not in a.aliases.values()    # a word without a GloVe vector is never chosen
+    assert with_glove_aliases(v, 0) == v
+    with pytest.raises(StudentError, match="top must be"):
+        with_glove_aliases(v, -1)
 
 
 def _model(vocab_size=12, max_len=6, seed=0, **kw):
