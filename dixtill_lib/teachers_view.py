@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import report
 from .augment import AugmentConfig
-from .distill import DistillConfig, recipe_suffix
+from .distill import DistillConfig, alias_suffix, recipe_suffix
 from .results import row_teacher
 
 #: Teacher key -> label used in the tables.
@@ -26,7 +26,8 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and one, five, seven and nine rounds,
 #: averaged too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
 #: (``_gold4``, ``--gold-repeat 4``); and three rounds of which each epoch shows a fresh third (``_sub33``,
-#: ``--transfer-fraction 0.33``: the cost per epoch of one round).
+#: ``--transfer-fraction 0.33``: the cost per epoch of one round); last, one round and seven rounds (averaged) and
+#: the third of three read with GloVe aliases for unknown words (``_alias20k``, ``--glove-aliases 20000``).
 _AVERAGED_ROUNDS = (1, 3, 5, 7, 9)
 _EMA = recipe_suffix(DistillConfig(ema=0.999))
 _SEVEN_ROUND_TRIES = tuple(recipe_suffix(DistillConfig(ema=0.999, **kw)) for kw in ({"unk_rate": 0.1}, {"gold_repeat": 4}))
@@ -36,6 +37,12 @@ TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig()
                                   *(AugmentConfig(balance=True, rounds=r).row_suffix() + _EMA for r in _AVERAGED_ROUNDS),
                                   *(AugmentConfig(balance=True, rounds=7).row_suffix() + t for t in _SEVEN_ROUND_TRIES),
                                   AugmentConfig(balance=True, rounds=3).row_suffix() + _A_THIRD_PER_EPOCH)
+#: The book's choice of aliases: GloVe's 20,000 most frequent words (with them the student's vocabulary file
+#: still keeps it 127x smaller than the SmolLM2 teacher; chapter 7).
+ALIASES = alias_suffix(DistillConfig(glove_aliases=20_000))
+TRANSFER_SETS += tuple(s + ALIASES for s in (AugmentConfig(balance=True).row_suffix() + _EMA,
+                                             AugmentConfig(balance=True, rounds=7).row_suffix() + _EMA,
+                                             AugmentConfig(balance=True, rounds=3).row_suffix() + _A_THIRD_PER_EPOCH))
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "
@@ -160,6 +167,36 @@ def distillation_table(results: dict[str, Any],
     teachers = list(dict.fromkeys([*TEACHER_LABELS, *summary.index.get_level_values(0)]))
     shown = shown.loc[[(t, m) for t in teachers for m in methods if (t, m) in summary.index]]
     return shown.rename(index=TEACHER_LABELS, level=0)
+
+
+#: The columns of :func:`unknown_words_table`: row field -> label.
+UNKNOWN_WORD_COLUMNS: dict[str, str] = {
+    "valid_unk_rate": "valid words read as <UNK>", "macro_f1": "macro-F1",
+    "macro_f1_with_unknown": "macro-F1, tweets with an unknown word",
+    "macro_f1_without_unknown": "macro-F1, tweets without one"}
+
+
+def unknown_words_table(results: dict[str, Any], step: str = "transfer") -> pd.DataFrame:
+    """Where the students lose to their teacher: mean macro-F1 over seeds on the valid tweets that hold a word
+    outside the student's vocabulary and on the rest, per (teacher, method), for the rows that carry the split
+    (``distill`` writes it since GloVe aliases, ``_alias<N>k``), next to the teacher on the same tweets; the last
+    column is each student's overall macro-F1 as a share of its teacher's."""
+    rows = [r for r in merged_rows(results, step) if "macro_f1_with_unknown" in r]
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    cols = [c for c in UNKNOWN_WORD_COLUMNS if c in frame.columns]
+    means = frame.groupby(["teacher", "method"], sort=False)[cols].mean()
+    means.insert(0, "seeds", frame.groupby(["teacher", "method"], sort=False).size())
+    teacher_f1 = {t: means.loc[(t, "teacher"), "macro_f1"] for t, m in means.index if m == "teacher"}
+    means["F1 / teacher F1"] = [means.loc[(t, m), "macro_f1"] / teacher_f1[t] if t in teacher_f1 else np.nan
+                                for t, m in means.index]
+    n = frame.groupby(["teacher"], sort=False)["n_with_unknown"].first()
+    means = means.rename(columns=UNKNOWN_WORD_COLUMNS).round(3)
+    means.index = pd.MultiIndex.from_tuples(
+        [(f"{TEACHER_LABELS.get(t, t)} ({int(n[t])} of the valid tweets have an unknown word)", m) for t, m in means.index],
+        names=["teacher", "method"])
+    return means
 
 
 def compression_table(results: dict[str, Any]) -> pd.DataFrame:

@@ -90,6 +90,25 @@ def test_transfer_table_puts_the_minilm_block_first_each_against_its_own_teacher
                                                  f"{0.779 / 0.82:.3f}", "1.000", "0.875"]
 
 
+def test_unknown_words_table_splits_each_row_and_divides_by_its_own_teacher():
+    split = {"n_with_unknown": 1500, "n_without_unknown": 888}
+    rows = [{"method": "teacher", "seed": None, "macro_f1": 0.82, "macro_f1_with_unknown": 0.81,
+             "macro_f1_without_unknown": 0.84, **split},
+            *({"method": "dixtill_augbal_ema", "seed": s, "macro_f1": f, "valid_unk_rate": 0.102,
+               "macro_f1_with_unknown": f - 0.02, "macro_f1_without_unknown": 0.83, **split}
+              for s, f in ((0, 0.79), (1, 0.80))),
+            {"method": "dixtill_augbal_ema_alias20k", "seed": 0, "macro_f1": 0.81, "valid_unk_rate": 0.073,
+             "macro_f1_with_unknown": 0.80, "macro_f1_without_unknown": 0.83, **split},
+            {"method": "dixtill", "seed": 0, "macro_f1": 0.7}]                  # an older row without the split
+    table = tv.unknown_words_table({"transfer": _result(rows)})
+    label = f"{tv.TEACHER_LABELS['minilm']} (1500 of the valid tweets have an unknown word)"
+    assert list(table.index) == [(label, m) for m in ("teacher", "dixtill_augbal_ema", "dixtill_augbal_ema_alias20k")]
+    assert table["seeds"].tolist() == [1, 2, 1]
+    assert table["macro-F1, tweets with an unknown word"].tolist() == [0.81, 0.775, 0.8]
+    assert table["F1 / teacher F1"].tolist() == [1.0, round(0.795 / 0.82, 3), round(0.81 / 0.82, 3)]
+    assert tv.unknown_words_table({"transfer": _result(rows[-1:])}).empty
+
+
 def test_teacher_table_has_paper_row():
     rows = [{"method": "teacher", "params": 22.7e6, "accuracy": 0.87, "macro_f1": 0.83, "mcc": 0.75, "macro_auc": 0.95}]
     t = tv.teacher_table({"teacher": _result(rows)})
