@@ -184,7 +184,7 @@ def with_glove_aliases(vocab: Vocab, top: int, chunk: int = 4096) -> Vocab:
 
     Our addition, used at inference only: every training word is in the vocabulary, so training never
     meets an alias, while about 10 % of the words of new tweets are unknown. With aliases a new tweet's
-    "regulations" is read as "rules" and "impacting" as "impacts" instead of as ``<UNK>`` (but GloVe
+    "regulations" is read as "rules" and "pursuing" as "pursue" instead of as ``<UNK>`` (but GloVe
     neighbours can also be opposites: "sellers" is read as "buyers"). The embedding matrix is unchanged."""
     if top < 0:
         raise StudentError(f"top must be a number of GloVe words >= 0 (0 = no aliases), got {top}.")
