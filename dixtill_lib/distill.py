@@ -632,7 +632,8 @@ def faithfulness_metrics(proba_fn: Callable[[list[str]], np.ndarray], texts: Seq
 def evaluate_student(trained: TrainedStudent, valid: Dataset, teacher_valid_expl: Sequence[np.ndarray],
                      cfg: DistillConfig | None = None, explanations: Sequence[str] | None = None,
                      progress: bool = False) -> dict[str, Any]:
-    """Quality and explanation metrics on ``valid``.
+    """Quality and explanation metrics on ``valid`` (also split by tweets with an unknown word,
+    :func:`unknown_word_split`).
 
     ``explanations``: which student explanations to compare with the teacher's IG — ``"attention"`` (σm)
     and/or ``"ig"`` (IG on the student). Default: both for ce/kd/tang, attention only for DiXtill. The
@@ -657,6 +658,7 @@ def _evaluate_student(trained, valid, teacher_valid_expl, cfg, explanations, pro
     run = parallel.runner()  # N processes: each evaluates a slice of the texts, gathered in order
     proba = np.asarray(run.map_rows(lambda t: predict_proba(model, vocab, t), valid.texts))
     row: dict[str, Any] = classification_metrics(valid.labels, proba, valid.num_labels)
+    row.update(unknown_word_split(vocab, valid.texts, valid.labels, proba))  # the split ignores aliases
     primary = "attention" if base == "dixtill" or "ig" not in explanations else "ig"
     row["explanation"] = {"attention": "sigma_m", "ig": "student_ig"}[primary]
 
@@ -852,12 +854,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     if cfg.glove_aliases:
         row.update({"glove_aliases": cfg.glove_aliases, "n_aliases": len(vocab.aliases)})
     if evaluate:
-        from .student import predict_proba
-
         row.update(evaluate_student(trained, inputs.valid, inputs.valid_expl, cfg, progress=progress))
-        with _torch_threads(cfg.threads):
-            proba = predict_proba(trained.model, vocab, inputs.valid.texts)
-        row.update(unknown_word_split(inputs.vocab, inputs.valid.texts, inputs.valid.labels, proba))
     history = [{k: round(float(v), 5) for k, v in h.items()} for h in trained.history]
     trained_with_expl = meta.get("has_explanations") is True if hit is not None else inputs.has_explanations
     if not trained_with_expl:  # the cosine monitor was computed against zero vectors: meaningless, drop it
