@@ -41,6 +41,7 @@ import math
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -768,6 +769,13 @@ def student_dir(mode: str, name: str, seed: int, teacher: str = "minilm") -> Pat
 EVAL_ONLY_FIELDS = ("threads", "ig_steps", "agreement_ks", "faithfulness", "glove_aliases")
 
 
+@lru_cache(maxsize=2)
+def _aliased_vocab(words: tuple[str, ...], top: int) -> Vocab:
+    """:func:`~dixtill_lib.student.with_glove_aliases` once per vocabulary and ``top``: every seed of a run
+    shares the same vocabulary, and the cosine search over GloVe's ``top`` words is the slow part."""
+    return with_glove_aliases(Vocab(words), top)
+
+
 def alias_suffix(cfg: DistillConfig) -> str:
     """``_alias<N/1000>k`` for a student evaluated with GloVe aliases (``--glove-aliases N``), else ``""``."""
     n = cfg.glove_aliases
@@ -848,7 +856,7 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     trained.method = row_name
     vocab = inputs.vocab
     if cfg.glove_aliases:
-        vocab = trained.vocab = with_glove_aliases(inputs.vocab, cfg.glove_aliases)
+        vocab = trained.vocab = _aliased_vocab(inputs.vocab.words, cfg.glove_aliases)
     row: dict[str, Any] = {"method": row_name, "seed": seed,
                            "valid_unk_rate": round(vocab.oov_rate(inputs.valid.texts), 5)}  # valid words read as <UNK>
     if cfg.glove_aliases:
