@@ -39,6 +39,7 @@ import argparse
 import copy
 import math
 import time
+from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -54,7 +55,7 @@ from . import parallel
 from .augment import AugmentConfig, TransferSet, build_transfer_set
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
-from .student import (UNK_ID, BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
+from .student import (PAD_ID, UNK_ID, BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
                       glove_matrix, save_student, size_bytes, with_glove_aliases)
 
 METHODS: tuple[str, ...] = ("ce", "kd", "tang", "dixtill")
@@ -159,7 +160,10 @@ class DistillConfig:
     with Adam at ``lr`` (``momentum`` is then unused); ``unk_rate=p`` is word dropout (Iyyer et al. 2015): in every
     training batch each word becomes ``<UNK>`` with probability p, so the student learns the unknown-word
     embedding it meets on new tweets (the vocabulary holds every training word, so without it ``<UNK>`` is never
-    trained); ``gold_repeat=k`` shows the fitted tweets (true labels, teacher explanations) k times per epoch, so a
+    trained); ``rare_unk=α`` is frequency word dropout instead (Kiperwasser & Goldberg 2016, their α = 0.25): a word
+    seen c times in the training tweets becomes ``<UNK>`` with probability α / (α + c), so mostly the rare words a new
+    tweet is likely not to share (a hapax 0.2 of the time, a word seen 100 times 0.0025); ``gold_repeat=k``
+    shows the fitted tweets (true labels, teacher explanations) k times per epoch, so a
     large transfer set does not drown them; ``transfer_fraction=f`` shows each epoch a fresh random share f of the
     transfer set (drawn without replacement, seeded), so many cached rounds cost per epoch what a few do and each
     new tweet is seen about f × epochs times; ``glove_aliases=n`` changes evaluation only (the trained weights
@@ -180,6 +184,7 @@ class DistillConfig:
     schedule: str = "constant"                           # "constant" | "cosine": learning rate over the steps
     optimizer: str = "sgd"                               # "sgd" (authors) | "adam" (lr and betas: torch's Adam)
     unk_rate: float = 0.0                                # word dropout: P(a training word is read as <UNK>)
+    rare_unk: float = 0.0                                # frequency word dropout: a word seen c times is <UNK> w.p. α/(α+c)
     gold_repeat: int = 1                                 # each epoch shows the fitted (true-label) rows this often
     transfer_fraction: float = 1.0                       # share of the transfer set drawn afresh for each epoch
     threads: int | None = 1
@@ -220,6 +225,11 @@ class DistillConfig:
             raise ValueError(f"glove_aliases must be a number of GloVe words >= 0 (0 = off), got {self.glove_aliases}.")
         if not 0 <= self.unk_rate < 1:
             raise ValueError(f"unk_rate must be a probability in [0, 1) (0 = off), got {self.unk_rate}.")
+        if self.rare_unk < 0:
+            raise ValueError(f"rare_unk is frequency word dropout's alpha, >= 0 (0 = off), got {self.rare_unk}.")
+        if self.rare_unk and self.unk_rate:
+            raise ValueError(f"choose one word dropout: unk_rate={self.unk_rate} (every word alike) or "
+                             f"rare_unk={self.rare_unk} (by frequency), not both.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}.")
 
@@ -306,10 +316,23 @@ class WeightAverage:
             module.load_state_dict(own)
 
 
-def word_dropout(ids: torch.Tensor, mask: torch.Tensor, rate: float, gen: torch.Generator) -> torch.Tensor:
-    """``ids`` with each real word (``mask`` 1) replaced by ``<UNK>`` with probability ``rate``; pads stay."""
-    drop = (torch.rand(ids.shape, generator=gen) < rate).to(ids.device) & (mask > 0)
+def word_dropout(ids: torch.Tensor, mask: torch.Tensor, rate: float | torch.Tensor,
+                 gen: torch.Generator) -> torch.Tensor:
+    """``ids`` with each real word (``mask`` 1) replaced by ``<UNK>`` with probability ``rate``; pads stay.
+    ``rate`` is one probability for every word, or a tensor of one per vocabulary id (:func:`frequency_rates`)."""
+    p = rate[ids.cpu()] if isinstance(rate, torch.Tensor) else rate
+    drop = (torch.rand(ids.shape, generator=gen) < p).to(ids.device) & (mask > 0)
     return ids.masked_fill(drop, UNK_ID)
+
+
+def frequency_rates(vocab: Vocab, texts: Sequence[str], alpha: float) -> torch.Tensor:
+    """Per-id word-dropout probabilities α / (α + c), c = the word's count in ``texts`` (Kiperwasser &
+    Goldberg 2016); 0 for padding and ``<UNK>``, 1 for a vocabulary word ``texts`` never holds."""
+    counts = Counter(w for t in texts for w in t.lower().split())
+    c = torch.tensor([float(counts.get(w, 0)) for w in vocab.words], dtype=torch.float64)
+    rates = alpha / (alpha + c)
+    rates[[PAD_ID, UNK_ID]] = 0.0
+    return rates.float()
 
 
 @contextmanager
@@ -478,6 +501,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         best, best_state, best_epoch = float("inf"), None, 0
         averaged = WeightAverage(net, cfg.ema) if cfg.ema else None
         unk_gen = torch.Generator().manual_seed(seed)  # its own stream: the shuffles are the same with and without
+        drop_rate = frequency_rates(vocab, texts, cfg.rare_unk) if cfg.rare_unk else cfg.unk_rate
         bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
                    leave=False, mininterval=2.0)
         for epoch in range(1, cfg.epochs + 1):
@@ -485,7 +509,8 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             model.train()
             sums: dict[str, float] = {}
             for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
-                ids = word_dropout(b["ids"], b["mask"], cfg.unk_rate, unk_gen) if cfg.unk_rate else b["ids"]
+                dropped = cfg.rare_unk or cfg.unk_rate
+                ids = word_dropout(b["ids"], b["mask"], drop_rate, unk_gen) if dropped else b["ids"]
                 with run.autocast():
                     z, sig = model(ids, b["mask"])
                     total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"], b.get("has_e"))
@@ -784,16 +809,18 @@ def alias_suffix(cfg: DistillConfig) -> str:
 
 def recipe_suffix(cfg: DistillConfig) -> str:
     """How our additions to the recipe name rows and students: ``_ema`` (weight average, ``--ema``), then
-    ``_unk10`` (word dropout 0.1, ``--unk-rate``), then ``_gold4`` (fitted rows 4× per epoch, ``--gold-repeat``), then
+    ``_unk10`` (word dropout 0.1, ``--unk-rate``) or ``_rare25`` (frequency word dropout α = 0.25, ``--rare-unk``),
+    then ``_gold4`` (fitted rows 4× per epoch, ``--gold-repeat``), then
     ``_sub33`` (a third of the transfer set per epoch, ``--transfer-fraction``); nothing at the defaults."""
     return (("_ema" if cfg.ema else "") + (f"_unk{round(100 * cfg.unk_rate):d}" if cfg.unk_rate else "")
+            + (f"_rare{round(100 * cfg.rare_unk):d}" if cfg.rare_unk else "")
             + (f"_gold{cfg.gold_repeat}" if cfg.gold_repeat > 1 else "")
             + (f"_sub{round(100 * cfg.transfer_fraction):d}" if cfg.transfer_fraction < 1 else ""))
 
 
 #: Fields added after students were saved: left out of the key at these defaults, so old keys still match.
 LATER_FIELDS = {"select": "loss", "ema": 0.0, "schedule": "constant", "optimizer": "sgd", "unk_rate": 0.0,
-                "gold_repeat": 1, "transfer_fraction": 1.0}
+                "gold_repeat": 1, "transfer_fraction": 1.0, "rare_unk": 0.0}
 
 
 def training_key(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig, student_cfg: StudentConfig) -> str:
@@ -999,6 +1026,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unk-rate", type=float, default=None, metavar="P",
                    help="word dropout: each training word is read as <UNK> with probability P (DistillConfig.unk_rate; "
                         "our addition); rows and students <name>_unk<100·P>, e.g. _unk10")
+    p.add_argument("--rare-unk", type=float, default=None, metavar="ALPHA",
+                   help="frequency word dropout (Kiperwasser & Goldberg 2016; they use 0.25): a training word seen c "
+                        "times is read as <UNK> with probability ALPHA/(ALPHA+c) (DistillConfig.rare_unk; our "
+                        "addition); rows and students <name>_rare<100·ALPHA>, e.g. _rare25")
     p.add_argument("--gold-repeat", type=int, default=None, metavar="K",
                    help="show the fitted (true-label) tweets K times per epoch next to a transfer set "
                         "(DistillConfig.gold_repeat; our addition); rows and students <name>_gold<K>")
@@ -1041,6 +1072,7 @@ def run_step(args: argparse.Namespace) -> Path:
                               ("temperature", getattr(args, "temperature", None)),
                               ("batch_size", getattr(args, "batch_size", None)), ("lr", getattr(args, "lr", None)),
                               ("ema", getattr(args, "ema", None)), ("unk_rate", getattr(args, "unk_rate", None)),
+                              ("rare_unk", getattr(args, "rare_unk", None)),
                               ("gold_repeat", getattr(args, "gold_repeat", None)),
                               ("transfer_fraction", getattr(args, "transfer_fraction", None)),
                               ("glove_aliases", getattr(args, "glove_aliases", None)))
@@ -1095,7 +1127,7 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "gold_repeat": cfg.gold_repeat,
+                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "rare_unk": cfg.rare_unk, "gold_repeat": cfg.gold_repeat,
                  "transfer_fraction": cfg.transfer_fraction, "glove_aliases": cfg.glove_aliases, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],

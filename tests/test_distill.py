@@ -208,8 +208,28 @@ def test_word_dropout_hides_real_words_only_at_its_rate():
     assert torch.equal(out, again)                            # seeded
     names = [D.recipe_suffix(D.DistillConfig(**kw)) for kw in ({}, {"ema": 0.999}, {"ema": 0.999, "unk_rate": 0.1},
                                                              {"unk_rate": 0.1, "gold_repeat": 4},
-                                                             {"ema": 0.999, "transfer_fraction": 1 / 3})]
-    assert names == ["", "_ema", "_ema_unk10", "_unk10_gold4", "_ema_sub33"]  # how rows and students are named
+                                                             {"ema": 0.999, "transfer_fraction": 1 / 3},
+                                                             {"ema": 0.999, "rare_unk": 0.25})]
+    assert names == ["", "_ema", "_ema_unk10", "_unk10_gold4", "_ema_sub33", "_ema_rare25"]  # rows and students
+
+
+def test_frequency_word_dropout_hides_rare_words_at_alpha_over_alpha_plus_count():
+    vocab = Vocab.build(["up up up up down", "up down flat"])   # counts: up 5, down 2, flat 1
+    rates = D.frequency_rates(vocab, ["up up up up down", "up down flat"], 0.25)
+    by_word = dict(zip(vocab.words, rates.tolist()))
+    assert by_word == pytest.approx({"<PAD>": 0.0, "<UNK>": 0.0, "up": 0.25 / 5.25, "down": 0.25 / 2.25,
+                                     "flat": 0.25 / 1.25})
+    assert D.frequency_rates(vocab, ["up"], 0.25)[vocab.index["flat"]] == 1.0  # never seen: always unknown
+    ids = torch.tensor([[vocab.index[w] for w in ("up", "down", "flat")] + [0]] * 20_000)
+    mask = (ids != 0).float()
+    out = D.word_dropout(ids, mask, rates, torch.Generator().manual_seed(0))
+    hidden = (out != ids).float().mean(0)
+    assert hidden.tolist() == pytest.approx([0.25 / 5.25, 0.25 / 2.25, 0.25 / 1.25, 0.0], abs=0.01)
+    assert torch.all(out[out != ids] == UNK_ID)
+    with pytest.raises(ValueError, match="choose one word dropout"):
+        D.DistillConfig(unk_rate=0.1, rare_unk=0.25)
+    with pytest.raises(ValueError, match="rare_unk is frequency word dropout's alpha"):
+        D.DistillConfig(rare_unk=-1)
 
 
 def test_word_dropout_trains_the_unknown_word_embedding(toy):
@@ -220,6 +240,8 @@ def test_word_dropout_trains_the_unknown_word_embedding(toy):
     # every toy word is in the vocabulary, so without word dropout <UNK>'s row never gets a gradient
     torch.testing.assert_close(plain.model.emb.weight[UNK_ID], unk_init)
     assert not torch.allclose(dropped.model.emb.weight[UNK_ID], unk_init)
+    rare = _train(toy, "kd", epochs=3, lr=0.05, rare_unk=0.25)  # frequency word dropout trains it too
+    assert not torch.allclose(rare.model.emb.weight[UNK_ID], unk_init)
     assert dropped.history[0]["train_total"] != plain.history[0]["train_total"]
     # the held-out loss is scored on the real words: word dropout only touches training batches
     assert {"val_total", "val_macro_f1"} <= set(dropped.history[0])
@@ -282,15 +304,15 @@ def test_later_config_fields_leave_old_keys_alone(tiny_inputs):
 
     cfg, scfg = D.DistillConfig(epochs=2), StudentConfig(max_len=24)
     # the key as it was computed before the later fields (``select`` ... ``transfer_fraction``) existed
-    later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat", "transfer_fraction")
+    later = ("select", "ema", "schedule", "optimizer", "unk_rate", "gold_repeat", "transfer_fraction", "rare_unk")
     old = {k: v for k, v in asdict(cfg).items() if k not in D.EVAL_ONLY_FIELDS + later}
     before = stable_hash(hash_texts(tiny_inputs.train.texts), tiny_inputs.train.labels.tolist(),
                          tiny_inputs.teacher_fingerprint, "kd", 0, old, asdict(scfg), len(tiny_inputs.vocab))
     assert D.training_key(tiny_inputs, "kd", 0, cfg, scfg) == before
     keys = {D.training_key(tiny_inputs, "kd", 0, D.DistillConfig(epochs=2, **kw), scfg)
             for kw in ({}, {"select": "macro_f1"}, {"ema": 0.99}, {"schedule": "cosine"}, {"optimizer": "adam"},
-                       {"unk_rate": 0.1}, {"gold_repeat": 2}, {"transfer_fraction": 0.5})}
-    assert len(keys) == 8
+                       {"unk_rate": 0.1}, {"gold_repeat": 2}, {"transfer_fraction": 0.5}, {"rare_unk": 0.25})}
+    assert len(keys) == 9
 
 
 def test_trainer_rejects_misaligned_explanations(toy):
