@@ -45,6 +45,11 @@ def test_targets_table_against_the_llm_teacher():
     t = tv.targets_table(results, "smollm2")
     assert list(t.columns[:2]) == ["dixtill", "dixtill_aug"]
     assert t["met by"].tolist() == ["all", "all", "dixtill_aug"]  # 0.82 / 0.84 = 0.976
+    # seven rounds with frequency word dropout, read with aliases: the student the next SmolLM2 run benches
+    rows.append({**rows[1], "method": "student-dixtill_augbalx7_ema_rare25_alias20k", "macro_f1": 0.83})
+    t = tv.targets_table(results, "smollm2")
+    assert list(t.columns[:3]) == ["dixtill", "dixtill_aug", "dixtill_augbalx7_ema_rare25_alias20k"]
+    assert t["met by"].tolist()[-1] == "dixtill_aug, dixtill_augbalx7_ema_rare25_alias20k"
 
 
 def test_distillation_table_ratio_per_own_teacher():
