@@ -501,7 +501,8 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         best, best_state, best_epoch = float("inf"), None, 0
         averaged = WeightAverage(net, cfg.ema) if cfg.ema else None
         unk_gen = torch.Generator().manual_seed(seed)  # its own stream: the shuffles are the same with and without
-        drop_rate = frequency_rates(vocab, texts, cfg.rare_unk) if cfg.rare_unk else cfg.unk_rate
+        # word dropout: one rate for every word, one per vocabulary id (by frequency), or None (off)
+        drop_rate = frequency_rates(vocab, texts, cfg.rare_unk) if cfg.rare_unk else (cfg.unk_rate or None)
         bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
                    leave=False, mininterval=2.0)
         for epoch in range(1, cfg.epochs + 1):
@@ -509,8 +510,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
             model.train()
             sums: dict[str, float] = {}
             for b in batches:  # a fresh shuffle each epoch; N processes: this process's slice of each global batch
-                dropped = cfg.rare_unk or cfg.unk_rate
-                ids = word_dropout(b["ids"], b["mask"], drop_rate, unk_gen) if dropped else b["ids"]
+                ids = b["ids"] if drop_rate is None else word_dropout(b["ids"], b["mask"], drop_rate, unk_gen)
                 with run.autocast():
                     z, sig = model(ids, b["mask"])
                     total, parts = loss_fn(z, sig, b["y"], b["zt"], b["e"], b.get("has_e"))
@@ -1127,8 +1127,9 @@ def run_step(args: argparse.Namespace) -> Path:
                 plan.append(("dixtill", f"dixtill_random_emb{suffix}", seed, cfg, replace(scfg, embeddings="random")))
     done: dict[tuple, dict[str, Any]] = {}
     plan_info = {"methods": methods, "explainer": explainer, "augment_copies": copies, "augment_balance": balance,
-                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "rare_unk": cfg.rare_unk, "gold_repeat": cfg.gold_repeat,
-                 "transfer_fraction": cfg.transfer_fraction, "glove_aliases": cfg.glove_aliases, "seeds": seeds, "temperature_sweep": temps,
+                 "augment_rounds": rounds, "ema": cfg.ema, "unk_rate": cfg.unk_rate, "rare_unk": cfg.rare_unk,
+                 "gold_repeat": cfg.gold_repeat, "transfer_fraction": cfg.transfer_fraction,
+                 "glove_aliases": cfg.glove_aliases, "seeds": seeds, "temperature_sweep": temps,
                  "sweep_seeds": sweep_seeds, "random_embedding_ablation": not args.no_ablation, "n_runs": len(plan),
                  "order": [f"{name}/seed{seed}" for _, name, seed, _, _ in plan],
                  "note": "dixtill_T5 rows are the dixtill runs of the same seed (identical config; training is "
