@@ -39,7 +39,6 @@ import argparse
 import copy
 import math
 import time
-from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -56,7 +55,7 @@ from .augment import AugmentConfig, TransferSet, build_transfer_set
 from .config import cache_dir, get_mode
 from .data import Dataset, holdout_split
 from .student import (PAD_ID, UNK_ID, BiLSTMAttentionStudent, StudentConfig, Vocab, build_student, count_parameters,
-                      glove_matrix, save_student, size_bytes, with_glove_aliases)
+                      glove_matrix, save_student, size_bytes, with_glove_aliases, word_counts)
 
 METHODS: tuple[str, ...] = ("ce", "kd", "tang", "dixtill")
 #: The paper's Table 1 row for each method.
@@ -328,7 +327,7 @@ def word_dropout(ids: torch.Tensor, mask: torch.Tensor, rate: float | torch.Tens
 def frequency_rates(vocab: Vocab, texts: Sequence[str], alpha: float) -> torch.Tensor:
     """Per-id word-dropout probabilities α / (α + c), c = the word's count in ``texts`` (Kiperwasser &
     Goldberg 2016); 0 for padding and ``<UNK>``, 1 for a vocabulary word ``texts`` never holds."""
-    counts = Counter(w for t in texts for w in t.lower().split())
+    counts = word_counts(texts)
     c = torch.tensor([float(counts.get(w, 0)) for w in vocab.words], dtype=torch.float64)
     rates = alpha / (alpha + c)
     rates[[PAD_ID, UNK_ID]] = 0.0

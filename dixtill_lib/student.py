@@ -90,7 +90,7 @@ class Vocab:
         texts = _check_texts(texts)
         if max_size < 3:
             raise StudentError(f"max_size must be at least 3 (pad, <UNK>, one word); got {max_size}.")
-        counts = Counter(w for t in texts for w in t.lower().split())
+        counts = word_counts(texts)
         ranked = sorted(counts, key=lambda w: -counts[w])  # sorted() is stable: ties keep first-seen order
         ranked = [w for w in ranked if w not in (PAD, UNK)]
         return cls((PAD, UNK, *ranked[: max_size - 2]))
@@ -141,6 +141,12 @@ class Vocab:
         if not p.is_file():
             raise StudentError(f"No vocabulary file {p}; build one with Vocab.build(train_texts).save(path).")
         return cls.from_json(json.loads(p.read_text()))
+
+
+def word_counts(texts: Iterable[str]) -> Counter:
+    """How often each word occurs in ``texts``; a word is what :class:`Vocab` reads (lower-cased, split on
+    whitespace)."""
+    return Counter(w for t in texts for w in t.lower().split())
 
 
 def _check_texts(texts: Iterable[str]) -> list[str]:
@@ -499,4 +505,4 @@ def describe_layers(model: BiLSTMAttentionStudent) -> list[dict[str, Any]]:
 __all__ = ["Vocab", "StudentConfig", "BiLSTMAttentionStudent", "StudentClassifier", "StudentError", "build_student",
            "glove_matrix", "with_glove_aliases", "random_matrix", "keras_init_", "count_parameters", "expected_parameters", "size_bytes",
            "student_logits", "predict_proba", "explain", "save_student", "load_student", "student_metadata",
-           "describe_layers", "MAX_VOCAB", "PAD_ID", "UNK_ID"]
+           "describe_layers", "word_counts", "MAX_VOCAB", "PAD_ID", "UNK_ID"]
