@@ -27,8 +27,8 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: averaged too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
 #: (``_gold4``, ``--gold-repeat 4``); and three rounds of which each epoch shows a fresh third (``_sub33``,
 #: ``--transfer-fraction 0.33``: the cost per epoch of one round); last, one round and seven rounds (averaged) and
-#: the third of three read with GloVe aliases for unknown words (``_alias20k``, ``--glove-aliases 20000``); and one
-#: round and seven rounds (averaged) with frequency word dropout (``_rare25``, ``--rare-unk 0.25``), without and
+#: the third of three read with GloVe aliases for unknown words (``_alias20k``, ``--glove-aliases 20000``); and one,
+#: five and seven rounds (averaged) with frequency word dropout (``_rare25``, ``--rare-unk 0.25``), without and
 #: with those aliases.
 _AVERAGED_ROUNDS = (1, 3, 5, 7, 9)
 _EMA = recipe_suffix(DistillConfig(ema=0.999))
@@ -47,7 +47,7 @@ TRANSFER_SETS += tuple(s + ALIASES for s in (AugmentConfig(balance=True).row_suf
                                              AugmentConfig(balance=True, rounds=3).row_suffix() + _A_THIRD_PER_EPOCH))
 _RARE = recipe_suffix(DistillConfig(ema=0.999, rare_unk=0.25))
 TRANSFER_SETS += tuple(AugmentConfig(balance=True, rounds=r).row_suffix() + _RARE + a
-                       for r in (1, 7) for a in ("", ALIASES))
+                       for r in (1, 5, 7) for a in ("", ALIASES))
 TRANSFER_METHODS: tuple[str, ...] = ("teacher", *(m + s for m in ("kd", "dixtill") for s in TRANSFER_SETS))
 #: How ``results/transfer_smollm2.json`` is made: the students without and with the transfer set, from one teacher.
 TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --methods kd,dixtill --seeds 0,1,2 "

@@ -50,6 +50,11 @@ def test_targets_table_against_the_llm_teacher():
     t = tv.targets_table(results, "smollm2")
     assert list(t.columns[:3]) == ["dixtill", "dixtill_aug", "dixtill_augbalx7_ema_rare25_alias20k"]
     assert t["met by"].tolist()[-1] == "dixtill_aug, dixtill_augbalx7_ema_rare25_alias20k"
+    # five rounds of the same recipe is a column too, in round order, and 0.79 / 0.84 = 0.940 misses
+    rows.append({**rows[1], "method": "student-dixtill_augbalx5_ema_rare25_alias20k", "macro_f1": 0.79})
+    t = tv.targets_table(results, "smollm2")
+    assert list(t.columns[2:4]) == ["dixtill_augbalx5_ema_rare25_alias20k", "dixtill_augbalx7_ema_rare25_alias20k"]
+    assert t["met by"].tolist()[-1] == "dixtill_aug, dixtill_augbalx7_ema_rare25_alias20k"
 
 
 def test_distillation_table_ratio_per_own_teacher():
