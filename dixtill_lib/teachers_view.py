@@ -59,17 +59,15 @@ TRANSFER_COMMAND = ("python -m dixtill_lib distill --full --teacher smollm2 --me
 PAPER_TARGETS = {"compression_ratio": 127.0, "speedup_b32": 8.7, "f1_ratio": 0.97}
 
 
+def step_files(results: dict[str, Any], step: str) -> list[str]:
+    """The loaded result files of ``step``: ``step`` itself and each ``f"{step}_{teacher}"``, those present."""
+    return [n for n in (step, *(f"{step}_{t}" for t in EXTRA_TEACHERS)) if results.get(n) is not None]
+
+
 def merged_rows(results: dict[str, Any], step: str) -> list[dict[str, Any]]:
     """Rows of ``results[step]`` and of every ``results[f"{step}_{teacher}"]``, each with ``teacher`` set to
     its teacher key (a missing field means ``"minilm"``)."""
-    out: list[dict[str, Any]] = []
-    for name in (step, *(f"{step}_{t}" for t in EXTRA_TEACHERS)):
-        res = results.get(name)
-        if res is None:
-            continue
-        for r in res["rows"]:
-            out.append({**r, "teacher": row_teacher(r)})
-    return out
+    return [{**r, "teacher": row_teacher(r)} for name in step_files(results, step) for r in results[name]["rows"]]
 
 
 def has_teacher(results: dict[str, Any], teacher: str = "smollm2") -> dict[str, bool]:

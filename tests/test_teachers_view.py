@@ -31,6 +31,11 @@ def test_merged_rows_tag_the_teacher():
     assert [r["teacher"] for r in rows] == ["minilm", "minilm", "smollm2", "smollm2"]
     assert tv.has_teacher(results)["compression"] and not tv.has_teacher(results)["distillation"]
     assert not tv.has_teacher({"compression": _result(_bench_rows())})["compression"]
+    # the SmolLM2 file alone is found too (a book cell keyed on the MiniLM file would miss it)
+    only_llm = {"compression_smollm2": results["compression_smollm2"]}
+    assert tv.step_files(only_llm, "compression") == ["compression_smollm2"]
+    assert tv.step_files(results, "compression") == ["compression", "compression_smollm2"]
+    assert [r["teacher"] for r in tv.merged_rows(only_llm, "compression")] == ["smollm2", "smollm2"]
 
 
 def test_targets_table_against_the_llm_teacher():
