@@ -24,6 +24,9 @@ Where trained students go (read by the ``bench`` step through :func:`dixtill_lib
 with ``<method>`` one of ``ce``, ``kd``, ``tang``, ``dixtill``, ``dixtill_T1`` … ``dixtill_T4`` (``dixtill_T5``
 is the ``dixtill`` run itself and is not saved twice) and ``dixtill_random_emb``. A later run of the same
 mode overwrites the folder (atomically); ``config.json`` records the teacher fingerprint and the config.
+While a student trains, ``<method>_seed<k>.ckpt-<training key>.pt`` beside its folder holds the state after
+its last finished epoch, so ``--resume`` continues an interrupted run there (bit-identical to an uninterrupted
+one); it is deleted once the student is saved.
 
 ``--explainer occlusion`` takes the teacher's explanations from leave-one-word-out occlusion
 (:mod:`dixtill_lib.occlusion`) instead of IG, for training and for the agreement metrics; every row and
@@ -422,7 +425,7 @@ def _monitors(z, sig, b) -> dict[str, torch.Tensor]:
 def train_student(method: str, texts: Sequence[str], labels, teacher_logits, teacher_expl, vocab: Vocab,
                   cfg: DistillConfig | None = None, student_cfg: StudentConfig | None = None, seed: int = 0,
                   embeddings: np.ndarray | None = None, progress: bool = True,
-                  transfer: TransferSet | None = None) -> TrainedStudent:
+                  transfer: TransferSet | None = None, checkpoint: str | Path | None = None) -> TrainedStudent:
     """Train one student with ``method``'s loss on the training texts.
 
     ``teacher_logits``: (n, C); ``teacher_expl``: ragged per-word attributions (or an (n, max_len)
@@ -433,7 +436,10 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
     ``embeddings``: a precomputed GloVe matrix
     for ``vocab`` (saves the lookup when training many students). ``transfer``: extra teacher-labelled texts
     (:mod:`dixtill_lib.augment`) trained on with the fitted rows, each made from one of those rows (never from a
-    held-out one); their hard label is the teacher's argmax and they have no explanation term."""
+    held-out one); their hard label is the teacher's argmax and they have no explanation term.
+    ``checkpoint``: a file written after every epoch (one process only); if it exists, training resumes after its
+    epoch with the same weights and record as an uninterrupted run. The caller keys it to the recipe
+    (:func:`run_one` puts the training key in its name) and deletes it once the student is saved."""
     cfg = cfg or DistillConfig()
     student_cfg = student_cfg or StudentConfig()
     texts = list(texts)
@@ -502,9 +508,12 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
         unk_gen = torch.Generator().manual_seed(seed)  # its own stream: the shuffles are the same with and without
         # word dropout: one rate for every word, one per vocabulary id (by frequency), or None (off)
         drop_rate = frequency_rates(vocab, texts, cfg.rare_unk) if cfg.rare_unk else (cfg.unk_rate or None)
-        bar = tqdm(total=cfg.epochs * steps, desc=f"{method} seed {seed}", disable=not (progress and run.is_main),
-                   leave=False, mininterval=2.0)
-        for epoch in range(1, cfg.epochs + 1):
+        ckpt = _EpochCheckpoint(checkpoint if not run.active else None, net, opt, schedule, rng, unk_gen, averaged)
+        start, history, (best, best_state, best_epoch), done_seconds = ckpt.load(history, (best, best_state, best_epoch))
+        bar = tqdm(total=cfg.epochs * steps, initial=start * steps, desc=f"{method} seed {seed}",
+                   disable=not (progress and run.is_main), leave=False, mininterval=2.0)
+        t0 -= done_seconds  # train_seconds counts the epochs of the earlier sitting too
+        for epoch in range(start + 1, cfg.epochs + 1):
             te = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
@@ -536,6 +545,7 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                     best_state = copy.deepcopy(net.state_dict()) if cfg.restore_best else None
             rec["seconds"] = time.perf_counter() - te
             history.append(rec)
+            ckpt.save(history, (best, best_state, best_epoch), time.perf_counter() - t0)
             bar.set_postfix(epoch=epoch, val=f"{rec['val_total']:.3f}", f1=f"{rec['val_macro_f1']:.3f}")
         bar.close()
         if cfg.restore_best and best_state is not None:
@@ -548,6 +558,64 @@ def train_student(method: str, texts: Sequence[str], labels, teacher_logits, tea
                 n_truncated=int(sum(len(t.split()) > student_cfg.max_len for t in texts)))
     return TrainedStudent(model, vocab, method, seed, history, best_epoch if cfg.restore_best else cfg.epochs,
                           time.perf_counter() - t0, info)
+
+
+class _EpochCheckpoint:
+    """Everything :func:`train_student` carries from one epoch to the next, saved to one file (atomically) after
+    each epoch and restored before the first: weights, optimizer, schedule, both random streams, the torch RNG,
+    the weight average and the best epoch so far. ``path=None``: neither saves nor loads."""
+
+    def __init__(self, path, net, opt, schedule, rng: np.random.Generator, unk_gen: torch.Generator,
+                 averaged: WeightAverage | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.net, self.opt, self.schedule, self.rng, self.unk_gen, self.averaged = (
+            net, opt, schedule, rng, unk_gen, averaged)
+
+    def save(self, history: list[dict], best: tuple, seconds: float) -> None:
+        if self.path is None:
+            return
+        from .io import atomic_path
+
+        state = {"epoch": len(history), "history": history, "best": best, "seconds": seconds,
+                 "net": self.net.state_dict(), "opt": self.opt.state_dict(), "schedule": self.schedule.state_dict(),
+                 "rng": self.rng.bit_generator.state, "unk_gen": self.unk_gen.get_state(),
+                 "torch_rng": torch.get_rng_state(),
+                 "shadow": self.averaged.shadow if self.averaged is not None else None}
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+            torch.save(state, f)
+
+    def load(self, history: list[dict], best: tuple) -> tuple[int, list[dict], tuple, float]:
+        """``(epochs done, history, best, seconds so far)``; the given start values when there is no file."""
+        if self.path is None or not self.path.is_file():
+            return 0, history, best, 0.0
+        before = copy.deepcopy((self.net.state_dict(), self.opt.state_dict(), self.schedule.state_dict()))
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            self.net.load_state_dict(state["net"])
+            self.opt.load_state_dict(state["opt"])
+            self.schedule.load_state_dict(state["schedule"])
+            if (state["shadow"] is None) != (self.averaged is None):
+                raise ValueError("weight averaging differs from this run")
+            if self.averaged is not None:
+                for k, v in state["shadow"].items():
+                    self.averaged.shadow[k].copy_(v)
+            rng_state, unk_state, torch_state = state["rng"], state["unk_gen"], state["torch_rng"]
+            epoch, done, best, seconds = int(state["epoch"]), list(state["history"]), state["best"], state["seconds"]
+        except Exception as exc:  # noqa: BLE001 - corrupt or from another recipe: start over, loudly
+            import warnings
+
+            self.net.load_state_dict(before[0])  # undo a partial restore
+            self.opt.load_state_dict(before[1])
+            self.schedule.load_state_dict(before[2])
+
+            warnings.warn(f"Ignoring unusable student checkpoint {self.path} ({type(exc).__name__}: {exc}); "
+                          f"training from scratch.")
+            return 0, history, best, 0.0
+        self.rng.bit_generator.state = rng_state
+        self.unk_gen.set_state(unk_state)
+        torch.set_rng_state(torch_state)
+        print(f"student: resumed from {self.path} after epoch {epoch}", flush=True)
+        return epoch, done, best, float(seconds)
 
 
 # ================================================================ student explanations and evaluation
@@ -871,6 +939,10 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     where = student_dir(inputs.mode, name, seed, inputs.teacher_key)
     key = training_key(inputs, method, seed, cfg, student_cfg)
     hit = _load_saved(where, key) if resume else None
+    # saving: a checkpoint after every epoch, named by the key, so an interrupted run resumes (with --resume)
+    checkpoint = where.with_name(f"{where.name}.ckpt-{key}.pt") if save and parallel.is_main_process() else None
+    if checkpoint is not None and not resume:
+        checkpoint.unlink(missing_ok=True)
     if hit is not None:
         model, meta = hit
         trained = TrainedStudent(model, inputs.vocab, name, seed, meta["history"], meta["best_epoch"],
@@ -878,7 +950,8 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     else:
         trained = train_student(method, inputs.train.texts, inputs.train.labels, inputs.train_logits,
                                 inputs.train_expl, inputs.vocab, cfg, student_cfg, seed=seed,
-                                embeddings=inputs.glove, progress=progress, transfer=inputs.transfer)
+                                embeddings=inputs.glove, progress=progress, transfer=inputs.transfer,
+                                checkpoint=checkpoint)
     trained.method = row_name
     vocab = inputs.vocab
     if cfg.glove_aliases:
@@ -909,6 +982,8 @@ def run_one(inputs: DistillInputs, method: str, seed: int, cfg: DistillConfig | 
     scores = {"metrics": {k: row.get(k) for k in ("accuracy", "macro_f1", "mcc", "macro_auc")}}
     if save and hit is None and parallel.is_main_process():  # N processes: one copy, written once
         save_student(trained.model, inputs.vocab, where, extra={**extra, **({} if cfg.glove_aliases else scores)})
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # saved (or reused): the epochs' checkpoint is done with
     if cfg.glove_aliases:
         where = student_dir(inputs.mode, row_name, seed, inputs.teacher_key)
         if save and parallel.is_main_process():  # the aliased copy: cheap, so rewritten on every run
@@ -1046,7 +1121,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only train and save ce/kd/tang students (no teacher explanations needed); evaluate later "
                         "with --resume")
     p.add_argument("--resume", action="store_true",
-                   help="reuse saved students trained with the same data/teacher/config (restart an interrupted run)")
+                   help="reuse saved students trained with the same data/teacher/config, and continue a student "
+                        "interrupted mid-training after its last finished epoch (restart an interrupted run)")
 
 
 def _int_list(text: str | None) -> list[int]:

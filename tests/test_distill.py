@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -516,3 +517,60 @@ def test_step_train_only_then_resume(tiny_inputs, monkeypatch, tmp_path):
     assert [r["method"] for r in rows] == ["teacher", "ce"] and rows[1]["resumed"] is True
     with pytest.raises(SystemExit, match="train-only"):
         D.run_step(argparse.Namespace(**{**base, "methods": "dixtill"}, train_only=True, resume=False))
+
+
+def test_an_interrupted_student_resumes_from_its_epoch_checkpoint_bit_identically(toy, tmp_path, monkeypatch):
+    kw = dict(epochs=4, lr=0.05, ema=0.9, rare_unk=0.25, select="macro_f1")
+    whole = _train(toy, **kw)
+    ckpt = tmp_path / "dixtill_seed0.ckpt-k.pt"
+    real_save, saved = D._EpochCheckpoint.save, []
+
+    def save_then_stop(self, history, best, seconds):   # the run is killed right after epoch 2 is written
+        real_save(self, history, best, seconds)
+        saved.append(len(history))
+        if len(history) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(D._EpochCheckpoint, "save", save_then_stop)
+    ds, zt, expl, vocab = toy
+    args = ("dixtill", ds.texts, ds.labels, zt, expl, vocab, D.DistillConfig(batch_size=8, **kw),
+            StudentConfig(embeddings="random", max_len=24))
+    with pytest.raises(KeyboardInterrupt):
+        D.train_student(*args, seed=0, progress=False, checkpoint=ckpt)
+    assert ckpt.is_file() and saved == [1, 2]
+    resumed = D.train_student(*args, seed=0, progress=False, checkpoint=ckpt)
+    assert saved == [1, 2, 3, 4]                             # only epochs 3 and 4 were trained again
+    assert _numbers(resumed.history) == _numbers(whole.history) and resumed.best_epoch == whole.best_epoch
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # a corrupt checkpoint is named in a warning and training starts over, with the same result
+    monkeypatch.setattr(D._EpochCheckpoint, "save", real_save)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="Ignoring unusable student checkpoint .*dixtill_seed0.ckpt-k.pt"):
+        again = D.train_student(*args, seed=0, progress=False, checkpoint=ckpt)
+    assert _numbers(again.history) == _numbers(whole.history)
+
+
+def test_run_one_resumes_an_interrupted_student_and_then_deletes_its_checkpoint(tiny_inputs, monkeypatch, capsys):
+    cfg, scfg = D.DistillConfig(epochs=2, ig_steps=4, faithfulness=False), StudentConfig(max_len=24)
+    _, whole = D.run_one(tiny_inputs, "kd", 3, cfg, scfg, name="kd_ck", progress=False)
+    real_save = D._EpochCheckpoint.save
+
+    def save_then_stop(self, history, best, seconds):
+        real_save(self, history, best, seconds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(D._EpochCheckpoint, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        D.run_one(tiny_inputs, "kd", 3, cfg, scfg, name="kd_ck", save=True, resume=True, progress=False)
+    key = D.training_key(tiny_inputs, "kd", 3, cfg, scfg)
+    ckpt = D.student_dir("quick", "kd_ck", 3, tiny_inputs.teacher_key).with_name(f"kd_ck_seed3.ckpt-{key}.pt")
+    assert ckpt.is_file() and not ckpt.with_name("kd_ck_seed3").exists()   # no student folder yet
+    monkeypatch.setattr(D._EpochCheckpoint, "save", real_save)
+    _, row = D.run_one(tiny_inputs, "kd", 3, cfg, scfg, name="kd_ck", save=True, resume=True, progress=False)
+    out = capsys.readouterr().out
+    assert f"resumed from {ckpt} after epoch 1" in out
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in row["history"]] == \
+        [{k: v for k, v in h.items() if k != "seconds"} for h in whole["history"]]
+    assert row["macro_f1"] == whole["macro_f1"] and (Path(row["path"]) / "model.pt").is_file()
+    assert not ckpt.exists()                                  # the student is saved: its checkpoint is gone
