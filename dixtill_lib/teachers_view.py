@@ -26,7 +26,7 @@ EXTRA_TEACHERS: tuple[str, ...] = ("smollm2",)
 #: last one kept as its weight average (``_augbalx3_ema``, ``distill --ema``), and one, five, seven and nine rounds,
 #: averaged too; last, seven rounds with word dropout (``_unk10``, ``--unk-rate 0.1``) or with the fitted tweets 4× per epoch
 #: (``_gold4``, ``--gold-repeat 4``); and three rounds of which each epoch shows a fresh third (``_sub33``,
-#: ``--transfer-fraction 0.33``: the cost per epoch of one round); last, one round and seven rounds (averaged) and
+#: ``--transfer-fraction 0.33``: the cost per epoch of one round); last, one, five and seven rounds (averaged) and
 #: the third of three read with GloVe aliases for unknown words (``_alias20k``, ``--glove-aliases 20000``); and one,
 #: five and seven rounds (averaged) with frequency word dropout (``_rare25``, ``--rare-unk 0.25``), without and
 #: with those aliases.
@@ -43,6 +43,7 @@ TRANSFER_SETS: tuple[str, ...] = ("", *(c.row_suffix() for c in (AugmentConfig()
 #: still keeps it 127x smaller than the SmolLM2 teacher; chapter 7).
 ALIASES = alias_suffix(DistillConfig(glove_aliases=20_000))
 TRANSFER_SETS += tuple(s + ALIASES for s in (AugmentConfig(balance=True).row_suffix() + _EMA,
+                                             AugmentConfig(balance=True, rounds=5).row_suffix() + _EMA,
                                              AugmentConfig(balance=True, rounds=7).row_suffix() + _EMA,
                                              AugmentConfig(balance=True, rounds=3).row_suffix() + _A_THIRD_PER_EPOCH))
 _RARE = recipe_suffix(DistillConfig(ema=0.999, rare_unk=0.25))
@@ -202,10 +203,11 @@ def unknown_words_table(results: dict[str, Any], step: str = "transfer") -> pd.D
     return means
 
 
-def compression_table(results: dict[str, Any]) -> pd.DataFrame:
+def compression_table(results: dict[str, Any], step: str = "compression") -> pd.DataFrame:
     """Size, latency and quality of every model of each teacher's ``bench`` table, ratios relative to that
-    teacher (:func:`dixtill_lib.report.size_latency_table` per teacher, stacked)."""
-    rows = merged_rows(results, "compression")
+    teacher (:func:`dixtill_lib.report.size_latency_table` per teacher, stacked). ``step``: the files read,
+    ``<step>.json`` and ``<step>_<teacher>.json`` (``"targets"``: the bench run of ``results/targets_smollm2.json``)."""
+    rows = merged_rows(results, step)
     if not rows:
         return pd.DataFrame()
     parts = []
@@ -221,13 +223,13 @@ DIXTILL_STUDENTS: tuple[str, ...] = tuple(f"student-dixtill{s}" for s in TRANSFE
 
 
 def targets_table(results: dict[str, Any], teacher: str = "smollm2",
-                  students: Sequence[str] = DIXTILL_STUDENTS) -> pd.DataFrame:
+                  students: Sequence[str] = DIXTILL_STUDENTS, step: str = "compression") -> pd.DataFrame:
     """The issue's targets for the DiXtill student against ``teacher``, measured in one ``bench`` run:
     ≥ 127× smaller and ≥ 8.7× faster at batch 32 (the paper's figures against FinBERT), macro-F1 ≥ 0.97 ×
     the teacher's. One column per DiXtill student of ``students`` in that run (named without ``student-``),
     and ``met by``: those that reach the target (``all``, or ``none``). Empty when that teacher's compression table or its
-    DiXtill students do not exist yet."""
-    rows = [r for r in merged_rows(results, "compression") if r["teacher"] == teacher]
+    DiXtill students do not exist yet. ``step`` as in :func:`compression_table`."""
+    rows = [r for r in merged_rows(results, step) if r["teacher"] == teacher]
     by = {r["method"]: r for r in rows}
     present = [m for m in students if m in by]
     if "teacher" not in by or not present:

@@ -62,6 +62,22 @@ def test_targets_table_against_the_llm_teacher():
     assert t["met by"].tolist()[-1] == "dixtill_aug, dixtill_augbalx7_ema_rare25_alias20k"
 
 
+def test_targets_table_of_a_second_bench_run():
+    """A bench run against another copy of the teacher lives in its own file (``targets_smollm2.json``): read
+    with ``step="targets"``, its ratios are against its own teacher row, not the ``compression`` file's."""
+    rows = _bench_rows("smollm2", f1=0.83, student_f1=0.80, ratio=141.2, speed=900.0)
+    rows[1]["method"] = "student-dixtill_augbalx5_ema_alias20k"
+    rows.append({**rows[1], "method": "student-dixtill_augbalx5_ema", "macro_f1": 0.79})
+    results = {"compression_smollm2": _result(_bench_rows("smollm2", f1=0.70, student_f1=0.69)),
+               "targets_smollm2": _result(rows)}
+    t = tv.targets_table(results, "smollm2", step="targets")
+    assert list(t.columns[:2]) == ["dixtill_augbalx5_ema", "dixtill_augbalx5_ema_alias20k"]  # recipe order
+    assert t.loc["macro-F1 / teacher macro-F1", "dixtill_augbalx5_ema_alias20k"] == round(0.80 / 0.83, 3)
+    assert t["met by"].tolist() == ["all", "all", "none"]
+    assert list(tv.targets_table(results, "smollm2").columns[:1]) == ["dixtill"]  # the compression file's run
+    assert len(tv.compression_table(results, step="targets")) == 3
+
+
 def test_distillation_table_ratio_per_own_teacher():
     base = [{"method": "teacher", "seed": None, "macro_f1": 0.8, "accuracy": 0.85},
             {"method": "dixtill", "seed": 0, "macro_f1": 0.76, "accuracy": 0.8},
