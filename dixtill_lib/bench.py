@@ -172,7 +172,8 @@ def student_candidates(mode: str | None = None, root: Path | None = None,
                 print(f"bench: skipping {d}: {exc}")
                 continue
             fns.append(lambda texts, m=model, v=vocab: student_proba(m, v, list(texts), batch_size=256))
-            keys.append(("student", file_sha256(d / "model.pt")))
+            # the vocabulary too: an aliased copy (distill --glove-aliases) has the same weights, other inputs
+            keys.append(("student", file_sha256(d / "model.pt"), file_sha256(d / "vocab.json")))
             first = model if first is None else first
         if fns:
             out.append(Candidate(f"student-{method}", "student", fns[0], first, keys[0], seeds=fns[1:],

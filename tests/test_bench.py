@@ -85,6 +85,23 @@ def test_students_are_discovered_and_averaged(tiny6, tweets):
     assert s["macro_f1"] == pytest.approx(np.mean(f1s))
 
 
+def test_an_aliased_copy_is_not_read_from_the_plain_students_cache(tiny6, tweets):
+    """Same weights, other vocab.json (``--glove-aliases``): its predictions must not come from the cache
+    entry of the plain student, so the two cache keys differ."""
+    from dixtill_lib.student import Vocab
+
+    root = cache_dir() / "students" / "quick"
+    plain = _save_student(tweets, root, "dixtill", 0)
+    from dixtill_lib.student import load_student, save_student
+
+    model, vocab, _ = load_student(plain)
+    save_student(model, Vocab(vocab.words, {"zzunseen": 2}), root / "dixtill_alias1k_seed0",
+                 extra={"method": "dixtill_alias1k", "seed": 0})
+    by = {c.method: c for c in student_candidates("quick")}
+    assert by["student-dixtill"].cache_key != by["student-dixtill_alias1k"].cache_key
+    assert by["student-dixtill"].cache_key[1] == by["student-dixtill_alias1k"].cache_key[1]  # same weights
+
+
 def test_round_robin_timing_and_summary():
     calls = []
     fns = {"a": lambda b: calls.append(("a", tuple(b))), "b": lambda b: calls.append(("b", tuple(b)))}
