@@ -206,7 +206,8 @@ def unknown_words_table(results: dict[str, Any], step: str = "transfer") -> pd.D
 def compression_table(results: dict[str, Any], step: str = "compression") -> pd.DataFrame:
     """Size, latency and quality of every model of each teacher's ``bench`` table, ratios relative to that
     teacher (:func:`dixtill_lib.report.size_latency_table` per teacher, stacked). ``step``: the files read,
-    ``<step>.json`` and ``<step>_<teacher>.json`` (``"targets"``: the bench run of ``results/targets_smollm2.json``)."""
+    ``<step>.json`` and ``<step>_<teacher>.json`` (e.g. ``"targets"`` for a second bench run written with
+    ``bench --out results/targets_<teacher>.json``)."""
     rows = merged_rows(results, step)
     if not rows:
         return pd.DataFrame()

@@ -88,12 +88,10 @@ def test_students_are_discovered_and_averaged(tiny6, tweets):
 def test_an_aliased_copy_is_not_read_from_the_plain_students_cache(tiny6, tweets):
     """Same weights, other vocab.json (``--glove-aliases``): its predictions must not come from the cache
     entry of the plain student, so the two cache keys differ."""
-    from dixtill_lib.student import Vocab
+    from dixtill_lib.student import Vocab, load_student, save_student
 
     root = cache_dir() / "students" / "quick"
     plain = _save_student(tweets, root, "dixtill", 0)
-    from dixtill_lib.student import load_student, save_student
-
     model, vocab, _ = load_student(plain)
     save_student(model, Vocab(vocab.words, {"zzunseen": 2}), root / "dixtill_alias1k_seed0",
                  extra={"method": "dixtill_alias1k", "seed": 0})
