@@ -176,8 +176,10 @@ def student_candidates(mode: str | None = None, root: Path | None = None,
             keys.append(("student", file_sha256(d / "model.pt"), file_sha256(d / "vocab.json")))
             first = model if first is None else first
         if fns:
+            # the vocabulary file is not in size_bytes (weights only, as for the teacher); an aliased copy's is larger
             out.append(Candidate(f"student-{method}", "student", fns[0], first, keys[0], seeds=fns[1:],
-                                 seed_keys=keys[1:], info={"seed_dirs": [d.name for d in folders]}))
+                                 seed_keys=keys[1:], info={"seed_dirs": [d.name for d in folders],
+                                                           "vocab_bytes": (folders[0] / "vocab.json").stat().st_size}))
     return out
 
 

@@ -98,6 +98,9 @@ def test_an_aliased_copy_is_not_read_from_the_plain_students_cache(tiny6, tweets
     by = {c.method: c for c in student_candidates("quick")}
     assert by["student-dixtill"].cache_key != by["student-dixtill_alias1k"].cache_key
     assert by["student-dixtill"].cache_key[1] == by["student-dixtill_alias1k"].cache_key[1]  # same weights
+    # the vocabulary file's size goes into the row (size_bytes is the weights only): the aliased one is larger
+    assert by["student-dixtill"].info["vocab_bytes"] == (plain / "vocab.json").stat().st_size
+    assert by["student-dixtill_alias1k"].info["vocab_bytes"] > by["student-dixtill"].info["vocab_bytes"]
 
 
 def test_round_robin_timing_and_summary():

@@ -78,6 +78,23 @@ def test_targets_table_of_a_second_bench_run():
     assert len(tv.compression_table(results, step="targets")) == 3
 
 
+def test_targets_table_counts_the_vocabulary_file_when_the_run_recorded_it():
+    """An aliased student reads a vocab.json twice the plain one's: the size target is checked with it too."""
+    rows = _bench_rows("smollm2", f1=0.83, student_f1=0.80, ratio=141.0, speed=900.0)
+    rows[1].update(method="student-dixtill_augbalx5_ema_rare25", vocab_bytes=200_000)
+    rows.append({**rows[1], "method": "student-dixtill_augbalx5_ema_rare25_alias20k", "vocab_bytes": 420_000})
+    t = tv.targets_table({"targets_smollm2": _result(rows)}, "smollm2", step="targets")
+    assert t.index.tolist() == ["size ratio (teacher / student)", "size ratio (teacher / student + vocab.json)",
+                                "speed-up, batch 32 (CPU)", "macro-F1 / teacher macro-F1"]
+    student = 500e6 / 141.0
+    with_vocab = t.loc["size ratio (teacher / student + vocab.json)"]
+    assert with_vocab["dixtill_augbalx5_ema_rare25"] == round(500e6 / (student + 200_000), 3)   # 133.5
+    assert with_vocab["dixtill_augbalx5_ema_rare25_alias20k"] == round(500e6 / (student + 420_000), 3)  # 126.2
+    assert with_vocab["met by"] == "dixtill_augbalx5_ema_rare25" and with_vocab["target (≥)"] == 127.0
+    del rows[2]["vocab_bytes"]                                # an older run without the sizes: no such row
+    assert len(tv.targets_table({"targets_smollm2": _result(rows)}, "smollm2", step="targets")) == 3
+
+
 def test_distillation_table_ratio_per_own_teacher():
     base = [{"method": "teacher", "seed": None, "macro_f1": 0.8, "accuracy": 0.85},
             {"method": "dixtill", "seed": 0, "macro_f1": 0.76, "accuracy": 0.8},
