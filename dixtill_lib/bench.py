@@ -174,12 +174,13 @@ def student_candidates(mode: str | None = None, root: Path | None = None,
             fns.append(lambda texts, m=model, v=vocab: student_proba(m, v, list(texts), batch_size=256))
             # the vocabulary too: an aliased copy (distill --glove-aliases) has the same weights, other inputs
             keys.append(("student", file_sha256(d / "model.pt"), file_sha256(d / "vocab.json")))
-            first = model if first is None else first
+            if first is None:  # the timed model: the first folder that loads
+                first, first_dir = model, d
         if fns:
             # the vocabulary file is not in size_bytes (weights only, as for the teacher); an aliased copy's is larger
             out.append(Candidate(f"student-{method}", "student", fns[0], first, keys[0], seeds=fns[1:],
                                  seed_keys=keys[1:], info={"seed_dirs": [d.name for d in folders],
-                                                           "vocab_bytes": (folders[0] / "vocab.json").stat().st_size}))
+                                                           "vocab_bytes": (first_dir / "vocab.json").stat().st_size}))
     return out
 
 

@@ -103,6 +103,17 @@ def test_an_aliased_copy_is_not_read_from_the_plain_students_cache(tiny6, tweets
     assert by["student-dixtill_alias1k"].info["vocab_bytes"] > by["student-dixtill"].info["vocab_bytes"]
 
 
+def test_a_corrupt_first_seed_is_skipped_and_the_vocabulary_size_comes_from_a_loaded_one(tiny6, tweets):
+    """The first seed's folder fails its checksum (and is deleted): the candidate is built from the next seed,
+    whose vocab.json gives vocab_bytes."""
+    root = cache_dir() / "students" / "quick"
+    bad, good = (_save_student(tweets, root, "dixtill", seed) for seed in (0, 1))
+    (bad / "model.pt").write_bytes(b"not the saved weights")
+    (cand,) = student_candidates("quick", methods=["dixtill"])
+    assert cand.seeds == [] and cand.info["vocab_bytes"] == (good / "vocab.json").stat().st_size
+    assert not bad.exists()
+
+
 def test_round_robin_timing_and_summary():
     calls = []
     fns = {"a": lambda b: calls.append(("a", tuple(b))), "b": lambda b: calls.append(("b", tuple(b)))}
